@@ -1,0 +1,71 @@
+# Two commands set up everything on a fresh machine (Docker engine + Python 3.11 + root for apt):
+#   make demo   - build what is missing, bring the local testbed up, run site.yml against it
+#   make test   - the whole test suite (what CI runs)
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# molecule and ansible-lint call ansible-* by name: the venv must come first on PATH.
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_CACHE_PLUGIN_CONNECTION := $(CURDIR)/.cache/ansible-facts
+export ANSIBLE_FORCE_COLOR ?= 0
+INVENTORY ?= inventories/local
+PYTEST_ARGS ?=
+
+.PHONY: help demo demo-down image lint test test-unit test-molecule test-integration bench venv host-deps lock clean
+
+help: ## Show the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed ## Create .venv from requirements.txt (done automatically)
+
+host-deps: ## Install host packages the testbed needs (debootstrap), as root
+	@command -v debootstrap >/dev/null || { \
+	  echo "Installing debootstrap (builds the node base image)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
+
+image: venv host-deps ## Build the node base image if its recipe changed
+	ansible-playbook -i $(INVENTORY) playbooks/testbed_image.yml
+
+demo: venv host-deps ## Bring the local testbed up and run site.yml against it
+	ansible-playbook -i $(INVENTORY) playbooks/testbed.yml
+	ansible-playbook -i $(INVENTORY) site.yml
+
+demo-down: venv ## Tear the local testbed down
+	ansible-playbook -i $(INVENTORY) playbooks/testbed_down.yml
+
+lint: venv ## yamllint, ansible-lint (production profile), ruff
+	yamllint --strict .
+	ansible-lint --offline
+	ruff check .
+	ruff format --check .
+
+test-unit: venv ## Unit tests and inventory validation (no containers)
+	pytest tests/unit tests/inventory $(PYTEST_ARGS)
+
+test-molecule: venv image ## Molecule scenarios (converge, idempotence, verify)
+	cd molecule/.. && for scenario in $$(ls molecule); do molecule test -s $$scenario; done
+
+test-integration: venv image ## Site-level tests on a throwaway testbed
+	pytest -m testbed tests/integration $(PYTEST_ARGS)
+
+test: lint test-unit test-molecule test-integration ## The whole suite (CI runs this)
+
+bench: venv image ## Benchmarks: print a table, write JSON under tests/benchmarks/results/
+	$(BIN)/python tests/benchmarks/bench_baseline.py
+
+lock: venv ## Re-pin requirements.txt after changing a direct dependency
+	$(BIN)/pip freeze
+
+clean: ## Remove the venv and caches (not the site credentials)
+	rm -rf $(VENV) .cache build
