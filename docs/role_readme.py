@@ -39,8 +39,10 @@ def render_table(role: Path) -> str:
         if option.get("required"):
             kind += " (required)"
         default = _default(defaults[name]) if name in defaults else "—"
-        description = " ".join(option.get("description", [])) if isinstance(option.get("description"), list) else (
-            option.get("description", "")
+        description = (
+            " ".join(option.get("description", []))
+            if isinstance(option.get("description"), list)
+            else (option.get("description", ""))
         )
         lines.append(f"| `{name}` | {kind} | {default} | {description} |")
     return "\n".join(lines) + "\n"

@@ -1,5 +1,7 @@
 """Every role documents exactly the variables it defines, so validation and docs cannot drift."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,9 +42,6 @@ def test_every_role_has_a_readme_naming_its_variables(role):
 
 
 def test_role_readmes_are_generated_from_the_current_specs():
-    import subprocess
-    import sys
-
     script = ROLES.parent / "docs/role_readme.py"
     result = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -26,8 +26,8 @@ def test_accounts_have_the_same_ids_on_every_node(nodes):
         assert len(set(entries.values())) == 1, entries
         assert entries["head"].split(":")[2] == str(account["uid"])
     for group in SITE["af_groups"]:
-        entries = {name: node.check_output(f"getent group {group['name']}").split(":")[2] for name, node in nodes.items()}
-        assert set(entries.values()) == {str(group["gid"])}, entries
+        gids = {name: node.check_output(f"getent group {group['name']}").split(":")[2] for name, node in nodes.items()}
+        assert set(gids.values()) == {str(group["gid"])}, gids
 
 
 def test_user_homes_are_private(nodes):
@@ -89,11 +89,15 @@ def test_tls_server_is_trusted_through_the_site_ca(nodes, listener):
         f"curl -sS --max-time 10 -o /dev/null --resolve wrong.af.test:443:{address} https://wrong.af.test/"
     )
     assert wrong.rc == 60 and "no alternative certificate subject name" in wrong.stderr, wrong.stderr
-    # Trust really comes from the site CA: without it in the bundle, verification fails.
-    untrusted = nodes["exec1"].run(
-        "curl -sS --max-time 10 -o /dev/null --cacert /etc/af/tls/host.crt https://services.af.test/"
+    # Trust comes from the site CA itself: with only that CA the chain verifies, with any other
+    # trust anchor (here the client's own certificate) it does not.
+    verify = (
+        "openssl s_client -connect services.af.test:443 -servername services.af.test -verify_return_error "
+        "-verify_hostname services.af.test -no-CApath -no-CAstore -CAfile {} </dev/null"
     )
-    assert untrusted.rc == 60, untrusted.stderr
+    assert nodes["exec1"].run(verify.format("/usr/local/share/ca-certificates/af-site-ca.crt")).rc == 0
+    untrusted = nodes["exec1"].run(verify.format("/etc/af/tls/host.crt"))
+    assert untrusted.rc != 0 and "certificate verify failed" in untrusted.stdout + untrusted.stderr
 
 
 def test_firewall_drops_ports_the_node_role_does_not_open(nodes, listener):
@@ -135,4 +139,5 @@ def test_journal_and_kernel_settings_are_in_place(nodes):
 def test_apt_uses_the_configured_mirror(nodes):
     for node in nodes.values():
         assert not node.file("/etc/apt/sources.list").exists
-        assert "URIs: http://deb.debian.org/debian" in node.file("/etc/apt/sources.list.d/debian.sources").content_string
+        sources = node.file("/etc/apt/sources.list.d/debian.sources").content_string
+        assert "URIs: http://deb.debian.org/debian" in sources

@@ -1,0 +1,188 @@
+#!/usr/bin/python
+"""Ansible module: check an analysis-facility inventory before any host is touched."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: af_inventory_check
+short_description: Check an analysis-facility inventory before any host is touched
+description:
+  - Checks the inventory of a coffea-casa analysis facility (groups, hosts and the variables defined for
+    every host) and fails with a numbered list of every problem found, each naming the variable, group or
+    host and saying how to fix it.
+  - Meant to run on the controller (C(localhost)) from the C(validate_inventory) role, which collects the
+    values; it never connects to the inventory hosts.
+  - "Checks: af_site_name and af_domain; required node roles have a host; at most one central manager;
+    no host in two conflicting node roles; every host has a node role; hostnames are DNS names; account
+    and group lists (unique UIDs, names and GIDs, groups defined, UID ranges, identical on every host);
+    types against the roles' argument specs; firewall port strings; a time source for every host; no
+    plain-text secrets."
+  - The logic lives in C(module_utils/af_inventory.py); the role is documented in C(roles/validate_inventory/README.md).
+version_added: "0.1.0"
+author:
+  - coffea-casa-af developers
+options:
+  groups:
+    description:
+      - Inventory groups and their hosts, as in Ansible's C(groups) magic variable.
+    type: dict
+    required: true
+  hostvars:
+    description:
+      - For every host, the variables to check that are defined for it in the inventory
+        (host -> {variable -> value}).
+      - 'A vault-encrypted value may be given as C({"__ansible_vault": "..."}); it is then never type-checked
+        and counts as encrypted for the plain-text secret check.'
+    type: dict
+    required: true
+  argument_specs:
+    description:
+      - Argument spec options of the C(main) entry point of every role that will run (role -> options), as
+        read from C(roles/<role>/meta/argument_specs.yml). A whole argument_specs document is accepted too.
+    type: dict
+    default: {}
+  role_hosts:
+    description:
+      - Which inventory groups every role runs on (role -> list of groups; C(all) means every host).
+    type: dict
+    required: true
+  settings:
+    description:
+      - The check data.
+    type: dict
+    default: {}
+    suboptions:
+      node_roles:
+        description: Inventory groups that name node roles (C(af_node_roles)).
+        type: list
+        elements: str
+      required_node_roles:
+        description: Node roles that need at least one host (C(af_required_node_roles)).
+        type: list
+        elements: str
+      node_role_conflicts:
+        description: Node roles that must not share a host, with the reason (C(af_node_role_conflicts)).
+        type: list
+        elements: dict
+      single_host_groups:
+        description: Groups that may hold at most one host (group -> reason).
+        type: dict
+      required_roles:
+        description: Roles whose required options must be set and non-empty in the inventory.
+        type: list
+        elements: str
+      same_everywhere:
+        description: Variables that must have the same value on every host.
+        type: list
+        elements: str
+      service_uid_range:
+        description: Lowest and highest UID of service accounts.
+        type: list
+        elements: int
+      user_uid_range:
+        description: Lowest and highest UID of users.
+        type: list
+        elements: int
+      secret_suffixes:
+        description: Variable name endings that mark a secret.
+        type: list
+        elements: str
+      plaintext_allowed:
+        description: Secret-looking variables whose value is computed (for example a lookup), not a literal secret.
+        type: list
+        elements: str
+  evaluation_errors:
+    description:
+      - Variables whose templates could not be evaluated when the inventory was read (host -> {variable -> error}).
+    type: dict
+    default: {}
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+notes:
+  - Never changes anything (C(changed) is always false).
+"""
+
+EXAMPLES = r"""
+- name: Check the inventory
+  af_inventory_check:
+    groups: "{{ groups }}"
+    hostvars:
+      head: {af_site_name: my-t3, af_domain: t3.example.edu}
+    argument_specs: {}
+    role_hosts: {af_defaults: [all]}
+    settings:
+      node_roles: "{{ af_node_roles }}"
+      required_node_roles: "{{ af_required_node_roles }}"
+      node_role_conflicts: "{{ af_node_role_conflicts }}"
+      single_host_groups:
+        central_manager: these roles do not set up a highly-available central manager
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+errors:
+  description: Every problem found, in a stable order (by check, then alphabetically). Empty if the inventory is fine.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "required node role 'central_manager' has no host (af_required_node_roles): add exactly one host to group
+      'central_manager' in hosts.yml"
+msg:
+  description: The problems as a numbered list (when there are any), or a short confirmation.
+  returned: always
+  type: str
+  sample: "The inventory has 1 problem; fix it and run again:\n1. ..."
+"""
+
+# Ansible module convention: imports follow the documentation blocks.
+from ansible.module_utils.af_inventory import check_inventory, format_errors  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+SETTINGS_OPTIONS = {
+    "node_roles": {"type": "list", "elements": "str"},
+    "required_node_roles": {"type": "list", "elements": "str"},
+    "node_role_conflicts": {"type": "list", "elements": "dict"},
+    "single_host_groups": {"type": "dict"},
+    "required_roles": {"type": "list", "elements": "str"},
+    "same_everywhere": {"type": "list", "elements": "str"},
+    "service_uid_range": {"type": "list", "elements": "int"},
+    "user_uid_range": {"type": "list", "elements": "int"},
+    "secret_suffixes": {"type": "list", "elements": "str"},
+    "plaintext_allowed": {"type": "list", "elements": "str"},
+}
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "groups": {"type": "dict", "required": True},
+            "hostvars": {"type": "dict", "required": True},
+            "argument_specs": {"type": "dict", "default": {}},
+            "role_hosts": {"type": "dict", "required": True},
+            "settings": {"type": "dict", "default": {}, "options": SETTINGS_OPTIONS},
+            "evaluation_errors": {"type": "dict", "default": {}},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    errors = check_inventory(
+        groups=params["groups"],
+        hostvars=params["hostvars"],
+        argument_specs=params["argument_specs"],
+        role_hosts=params["role_hosts"],
+        settings=params["settings"],
+        evaluation_errors=params["evaluation_errors"],
+    )
+    if errors:
+        module.fail_json(msg=format_errors(errors), errors=errors, changed=False)
+    hosts = len(params["hostvars"])
+    module.exit_json(changed=False, errors=[], msg=f"The inventory is fine ({hosts} hosts checked).")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""site.yml against a throwaway copy of the local testbed, as a site admin runs it."""
+
+import shutil
+
+import pytest
+import yaml
+
+from tests.support.testbed import docker_exec, make_inventory, run_playbook
+
+NAME = "afci"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A testbed of the default shape (6 nodes), converged once by site.yml."""
+    inventory = make_inventory(tmp_path_factory.mktemp("site"), NAME, "172.30.215.0/24")
+    try:
+        up = run_playbook("playbooks/testbed.yml", inventory)
+        assert up.rc == 0, up.output[-3000:]
+        first = run_playbook("site.yml", inventory)
+        yield inventory, first
+    finally:
+        down = run_playbook("playbooks/testbed_down.yml", inventory)
+        assert down.rc == 0, down.output[-3000:]
+
+
+@pytest.mark.testbed
+def test_first_converge_succeeds_on_every_node(site):
+    _, first = site
+    assert first.rc == 0, first.output[-5000:]
+    nodes = {"head", "submit1", "exec1", "exec2", "storage1", "services"}
+    assert nodes <= set(first.recap), first.recap
+    assert all(counts["failed"] == 0 and counts["unreachable"] == 0 for counts in first.recap.values())
+
+
+@pytest.mark.testbed
+def test_second_converge_changes_nothing(site):
+    inventory, _ = site
+    second = run_playbook("site.yml", inventory)
+    assert second.rc == 0, second.output[-5000:]
+    assert second.total_changed() == 0, {host: n for host, n in second.changed.items() if n}
+
+
+@pytest.mark.testbed
+def test_check_mode_with_diff_reports_nothing_to_do_on_a_converged_site(site):
+    inventory, _ = site
+    check = run_playbook("site.yml", inventory, "--check", "--diff")
+    assert check.rc == 0, check.output[-5000:]
+    assert check.total_changed() == 0, {host: n for host, n in check.changed.items() if n}
+
+
+@pytest.mark.testbed
+def test_a_changed_knob_is_previewed_then_restarts_only_its_own_service(site):
+    inventory, _ = site
+    journald = {
+        "Storage": "persistent",
+        "SystemMaxUse": "2G",
+        "SystemKeepFree": "2G",
+        "MaxRetentionSec": "1month",
+        "RateLimitIntervalSec": "30s",
+        "RateLimitBurst": 10000,
+    }
+    knob = ["-e", yaml.safe_dump({"baseline_journald": journald}, default_flow_style=True).strip()]
+    container = f"{NAME}-exec1"
+    chrony_since = docker_exec(container, "systemctl show -p ActiveEnterTimestampMonotonic chrony").stdout
+
+    preview = run_playbook("site.yml", inventory, "--check", "--diff", "--limit", "exec1", *knob)
+    assert preview.rc == 0, preview.output[-5000:]
+    assert "-SystemMaxUse=1G" in preview.output and "+SystemMaxUse=2G" in preview.output
+    on_node = docker_exec(container, "cat /etc/systemd/journald.conf.d/60-af.conf").stdout
+    assert "SystemMaxUse=1G" in on_node, "check mode must not change the node"
+
+    applied = run_playbook("site.yml", inventory, "--limit", "exec1", *knob)
+    assert applied.rc == 0, applied.output[-5000:]
+    handlers = [line for line in applied.output.splitlines() if line.startswith("RUNNING HANDLER")]
+    assert len(handlers) == 1 and "Restart journald" in handlers[0], handlers
+    assert docker_exec(container, "systemctl show -p ActiveEnterTimestampMonotonic chrony").stdout == chrony_since
+
+    restored = run_playbook("site.yml", inventory, "--limit", "exec1")
+    assert restored.rc == 0 and restored.changed["exec1"] > 0
+
+
+def test_a_bad_inventory_stops_site_yml_before_any_node_is_touched(tmp_path):
+    inventory = make_inventory(tmp_path, "afbad", "172.30.219.0/24")
+    site_vars = inventory / "group_vars" / "all" / "site.yml"
+    settings = yaml.safe_load(site_vars.read_text())
+    settings["af_users"][1]["uid"] = settings["af_users"][0]["uid"]
+    site_vars.write_text(yaml.safe_dump(settings, sort_keys=False))
+    run = run_playbook("site.yml", inventory)
+    assert run.rc != 0
+    assert "uid" in run.output.lower() and settings["af_users"][1]["name"] in run.output
+    # Only the controller ran anything: the nodes (which do not even exist) were never contacted.
+    assert set(run.recap) == {"localhost"}, run.recap
+    shutil.rmtree(inventory)

@@ -1,0 +1,102 @@
+"""Throwaway testbeds for tests and benchmarks: generated inventories, playbook runs, recaps.
+
+A throwaway testbed is a copy of inventories/local with its own container names, network and
+subnet (so it can run beside a developer's demo testbed) and any number of execute nodes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+LOCAL_INVENTORY = REPO / "inventories" / "local"
+VENV_BIN = Path(sys.executable).parent
+RECAP_LINE = re.compile(
+    r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
+    r"\s+failed=(?P<failed>\d+)",
+    re.MULTILINE,
+)
+
+
+def make_inventory(directory: Path, name: str, subnet: str, execute_nodes: int = 2) -> Path:
+    """Copy the local testbed inventory under a new testbed name, with N execute nodes."""
+    inventory = directory / name
+    shutil.copytree(LOCAL_INVENTORY, inventory, ignore=shutil.ignore_patterns("credentials", "artifacts"))
+    hosts_file = inventory / "hosts.yml"
+    hosts = yaml.safe_load(hosts_file.read_text())
+    hosts["all"]["children"]["execute"]["hosts"] = {f"exec{i}": None for i in range(1, execute_nodes + 1)}
+    hosts_file.write_text(yaml.safe_dump(hosts, sort_keys=False))
+    testbed_vars = inventory / "group_vars" / "all" / "testbed.yml"
+    settings = yaml.safe_load(testbed_vars.read_text())
+    settings.update(testbed_name=name, testbed_network_name=f"{name}-net", testbed_network_subnet=subnet)
+    testbed_vars.write_text(yaml.safe_dump(settings, sort_keys=False))
+    return inventory
+
+
+@dataclass
+class Run:
+    rc: int
+    output: str
+    seconds: float
+    recap: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> dict[str, int]:
+        return {host: counts["changed"] for host, counts in self.recap.items()}
+
+    def total_changed(self) -> int:
+        return sum(self.changed.values())
+
+
+def parse_recap(output: str) -> dict[str, dict[str, int]]:
+    recap_start = output.rfind("PLAY RECAP")
+    text = output[recap_start:] if recap_start >= 0 else ""
+    return {
+        match["host"]: {key: int(match[key]) for key in ("ok", "changed", "unreachable", "failed")}
+        for match in RECAP_LINE.finditer(text)
+    }
+
+
+def ansible_env(inventory: Path | None = None, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    env["ANSIBLE_NOCOLOR"] = "1"
+    if inventory is not None:
+        # One fact cache per testbed: container addresses differ between testbeds.
+        env["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = str(inventory.parent / f"{inventory.name}.facts")
+    env.update(extra)
+    return env
+
+
+def run_playbook(playbook: str, inventory: Path, *args: str, timeout: float = 1800, **env: str) -> Run:
+    """Run ansible-playbook from the repository root; never raises on a failed play."""
+    command = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), playbook, *args]
+    started = time.monotonic()
+    result = subprocess.run(
+        command,
+        cwd=REPO,
+        env=ansible_env(inventory, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    return Run(result.returncode, output, time.monotonic() - started, parse_recap(output))
+
+
+def docker_exec(container: str, command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["docker", "exec", container, "sh", "-c", command], capture_output=True, text=True, check=False
+    )

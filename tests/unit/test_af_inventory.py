@@ -1,0 +1,530 @@
+"""Unit tests of module_utils/af_inventory.py: every check on its own, then check_inventory on real data."""
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.module_utils import af_inventory as inv
+from ansible.parsing.vault import EncryptedString, VaultedValue, VaultLib, VaultSecret
+from ansible.parsing.yaml.loader import AnsibleLoader
+
+REPO = Path(__file__).resolve().parents[2]
+ALL_HOSTS = ["exec1", "exec2", "head"]
+
+
+def _yaml(path: str):
+    return yaml.safe_load((REPO / path).read_text())
+
+
+@pytest.fixture(scope="module")
+def af_defaults():
+    return _yaml("roles/af_defaults/defaults/main.yml")
+
+
+@pytest.fixture(scope="module")
+def af_spec():
+    return _yaml("roles/af_defaults/meta/argument_specs.yml")["argument_specs"]["main"]["options"]
+
+
+@pytest.fixture(scope="module")
+def site():
+    """The local testbed's site variables (inventories/local/group_vars/all/site.yml)."""
+    return _yaml("inventories/local/group_vars/all/site.yml")
+
+
+@pytest.fixture(scope="module")
+def ciphertext():
+    return VaultLib([("default", VaultSecret(b"test-vault-password"))]).encrypt("hunter2").decode()
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def test_hosts_phrase():
+    assert inv.hosts_phrase(["a"], ["a", "b"]) == "host 'a'"
+    assert inv.hosts_phrase(["b", "a"], ["a", "b", "c"]) == "hosts 'a', 'b'"
+    assert inv.hosts_phrase(["b", "a"], ["a", "b"]) == "all hosts"
+
+
+def test_merge_host_findings_names_every_host_once():
+    findings = [
+        ("exec2", "x is bad"),
+        ("exec1", "x is bad"),
+        ("head", "y is bad"),
+        ("head", f"{inv.WHERE} {inv.HAS} z"),
+    ]
+    assert inv.merge_host_findings(findings, ALL_HOSTS) == [
+        "host 'head' has z",
+        "host 'head': y is bad",
+        "hosts 'exec1', 'exec2': x is bad",
+    ]
+    assert inv.merge_host_findings([(h, f"{inv.WHERE} {inv.HAS} z") for h in ALL_HOSTS], ALL_HOSTS) == [
+        "all hosts have z"
+    ]
+
+
+def test_host_groups_and_roles_for_host():
+    groups = {"all": ["head", "exec1"], "ungrouped": [], "central_manager": ["head"], "execute": ["exec1"]}
+    membership = inv.host_groups(groups)
+    assert membership == {"head": {"central_manager"}, "exec1": {"execute"}}
+    role_hosts = {"af_defaults": ["all"], "htcondor": ["central_manager", "submit"], "none": []}
+    assert inv.roles_for_host(membership["head"], role_hosts) == ["af_defaults", "htcondor"]
+    assert inv.roles_for_host(membership["exec1"], role_hosts) == ["af_defaults"]
+
+
+def test_format_errors_numbers_the_list():
+    assert inv.format_errors(["a"]) == "The inventory has 1 problem; fix it and run again:\n1. a"
+    assert inv.format_errors(["a", "b"]).splitlines() == [
+        "The inventory has 2 problems; fix them and run again:",
+        "1. a",
+        "2. b",
+    ]
+
+
+# --- 1, 2: site identity ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["af-testbed", "t3", "a", "unl-t3-2"])
+def test_site_name_valid(value):
+    assert inv.check_site_name(value) == []
+
+
+def test_site_name_missing_or_empty():
+    assert inv.check_site_name(None) == [
+        "af_site_name is not set: set af_site_name in the inventory's group_vars/all, e.g. af_site_name: my-t3 "
+        "(lowercase letters, digits and '-')"
+    ]
+    assert inv.check_site_name("  ")[0].startswith("af_site_name is empty: set af_site_name")
+
+
+@pytest.mark.parametrize("value", ["AF", "my_t3", "-t3", "t3-", "my.t3", "x" * 64])
+def test_site_name_invalid(value):
+    [message] = inv.check_site_name(value)
+    assert f"af_site_name '{value}' is not a valid site name" in message
+    assert "lowercase letters, digits and '-'" in message
+
+
+@pytest.mark.parametrize("value", ["af.test", "t3.example.edu", "localdomain", "a-b.c-d.org"])
+def test_domain_valid(value):
+    assert inv.check_domain(value) == []
+
+
+@pytest.mark.parametrize("value", ["af..test", "Example.org", "-a.org", "a_b.org", "a.org.", "a." + "x" * 64])
+def test_domain_invalid(value):
+    [message] = inv.check_domain(value)
+    assert f"af_domain '{value}' is not a valid DNS domain" in message
+    assert "e.g. t3.example.edu" in message
+
+
+def test_domain_missing_or_empty():
+    assert inv.check_domain(None)[0].startswith("af_domain is not set: set af_domain in the inventory's group_vars/all")
+    assert inv.check_domain("")[0].startswith("af_domain is empty")
+
+
+# --- 3 - 7: groups and hosts -------------------------------------------------------------------------------
+
+
+def test_required_groups():
+    single = {"central_manager": "no HA"}
+    assert inv.check_required_groups({"central_manager": ["head"]}, ["central_manager"], single) == []
+    assert inv.check_required_groups({"central_manager": []}, ["central_manager"], single) == [
+        "required node role 'central_manager' has no host (af_required_node_roles): "
+        "add exactly one host to group 'central_manager' in hosts.yml"
+    ]
+    [message] = inv.check_required_groups({}, ["storage"], single)
+    assert "add at least one host to group 'storage' in hosts.yml" in message
+
+
+def test_single_host_groups():
+    single = {"central_manager": "these roles do not set up a highly-available central manager"}
+    assert inv.check_single_host_groups({"central_manager": ["head"]}, single) == []
+    assert inv.check_single_host_groups({"central_manager": ["head2", "head"]}, single) == [
+        "group 'central_manager' has 2 hosts ('head', 'head2'): keep exactly one host in group 'central_manager' in "
+        "hosts.yml; these roles do not set up a highly-available central manager"
+    ]
+
+
+def test_role_conflicts_print_the_reason(af_defaults):
+    conflicts = af_defaults["af_node_role_conflicts"]
+    assert inv.check_role_conflicts("services", {"issuer", "hub", "registry"}, conflicts) == []
+    [message] = inv.check_role_conflicts("exec1", {"execute", "hub"}, conflicts)
+    assert message.startswith("host 'exec1' is in groups 'execute' and 'hub', which must not share a host")
+    assert "must not hold the hub's OIDC client secret" in message
+    assert message.endswith("move one of these roles to another host in hosts.yml")
+    assert len(inv.check_role_conflicts("x", {"execute", "hub", "issuer"}, conflicts)) == 2
+    assert inv.check_role_conflicts("x", {"execute"}, ["garbage", {"roles": "execute"}]) == []
+
+
+def test_node_role(af_defaults):
+    roles = af_defaults["af_node_roles"]
+    assert inv.check_node_role("head", {"central_manager"}, roles) == []
+    [message] = inv.check_node_role("extra", {"site_a"}, roles)
+    assert message.startswith("host 'extra' has no node role: add it to one of the groups central_manager, submit,")
+    assert "in hosts.yml" in message
+
+
+@pytest.mark.parametrize("host", ["head", "exec1", "node-01.t3.example.edu", "10.0.0.1"])
+def test_hostname_valid(host):
+    assert inv.check_hostname(host) == []
+
+
+@pytest.mark.parametrize(
+    ("host", "suggestion"), [("exec_1", "exec-1"), ("Head", "head"), ("-x", "x"), ("a..b", "a..b"), ("a b", "a-b")]
+)
+def test_hostname_invalid(host, suggestion):
+    [message] = inv.check_hostname(host)
+    assert message.startswith(f"host '{host}' is not a valid DNS name: rename it in hosts.yml")
+    assert message.endswith(f"e.g. '{suggestion}'")
+
+
+# --- 8 - 11: accounts ------------------------------------------------------------------------------------
+
+
+def test_accounts_of_the_testbed_are_fine(site):
+    assert inv.check_accounts(site, inv.DEFAULT_SETTINGS) == []
+
+
+def test_duplicate_uid_names_both_accounts(site):
+    users = copy.deepcopy(site["af_users"])
+    users[1]["uid"] = 2001
+    assert inv.check_duplicate_uids(site["af_service_accounts"], users) == [
+        "UID 2001 is used by both 'alice' (af_users) and 'bob' (af_users): give each account its own UID "
+        "(UIDs must be unique on every node)"
+    ]
+    services = [{"name": "condor", "uid": "2002"}]
+    [message] = inv.check_duplicate_uids(services, site["af_users"])
+    assert "UID 2002 is used by both 'condor' (af_service_accounts) and 'bob' (af_users)" in message
+
+
+def test_duplicate_account_name(site):
+    users = [*site["af_users"], {"name": "condor", "uid": 2009, "group": "af-users"}]
+    assert inv.check_duplicate_account_names(site["af_service_accounts"], users) == [
+        "account name 'condor' is defined twice (in af_service_accounts and af_users): keep one entry per account name"
+    ]
+
+
+def test_duplicate_group_name_and_gid(site):
+    groups = [*site["af_groups"], {"name": "condor", "gid": 980}, {"name": "extra", "gid": 2000}]
+    assert inv.check_duplicate_groups(groups) == [
+        "GID 2000 is used by both groups 'af-users' and 'extra' in af_groups: give each group its own GID",
+        "group name 'condor' is defined twice in af_groups: keep one entry per group name",
+    ]
+
+
+def test_group_references(site):
+    users = copy.deepcopy(site["af_users"])
+    users[0]["group"] = "af-user"
+    users[2]["groups"] = ["af-admins", "wheel"]
+    assert inv.check_group_references(site["af_groups"], site["af_service_accounts"], users) == [
+        "account 'alice' (af_users): primary group 'af-user' is not defined in af_groups: add "
+        "{name: af-user, gid: <free GID>} to af_groups, or fix the group name",
+        "account 'carol' (af_users): supplementary group 'wheel' is not defined in af_groups: add "
+        "{name: wheel, gid: <free GID>} to af_groups, or remove it from the account's groups",
+    ]
+
+
+def test_uid_ranges(site):
+    services = copy.deepcopy(site["af_service_accounts"])
+    services[0]["uid"] = 1970
+    users = copy.deepcopy(site["af_users"])
+    users[0]["uid"] = 70000
+    users[1]["uid"] = 999
+    messages = inv.check_uid_ranges(services, users, [100, 999], [1000, 59999])
+    assert messages == [
+        "service account 'condor' (af_service_accounts) has UID 1970, outside the system range 100-999: Debian's "
+        "adduser --system refuses to create a system user with a UID outside that range; pick a free UID in 100-999",
+        "user 'alice' (af_users) has UID 70000, outside 1000-59999: pick a free UID in 1000-59999 "
+        "(Debian's range for normal users)",
+        "user 'bob' (af_users) has UID 999, outside 1000-59999: pick a free UID in 1000-59999 "
+        "(Debian's range for normal users)",
+    ]
+
+
+def test_account_checks_ignore_malformed_entries():
+    # Wrong shapes are the type check's business; the account checks must not crash on them.
+    malformed = {"af_users": "alice", "af_groups": [1, None], "af_service_accounts": [{}]}
+    assert inv.check_accounts(malformed, inv.DEFAULT_SETTINGS) == []
+
+
+# --- 12: types -----------------------------------------------------------------------------------------
+
+
+def test_types_accept_and_convert(af_spec):
+    users = [{"name": "a", "uid": "2001", "group": "g"}]
+    messages, converted = inv.check_types("af_users", users, af_spec["af_users"], "af_defaults")
+    assert messages == []
+    assert converted[0]["uid"] == 2001
+    assert inv.check_types("af_site_name", "x", af_spec["af_site_name"], "af_defaults") == ([], "x")
+
+
+def test_types_users_as_string(af_spec):
+    [message], _ = inv.check_types("af_users", "alice", af_spec["af_users"], "af_defaults")
+    assert message.startswith("variable 'af_users' does not match the argument spec of role 'af_defaults': ")
+    assert "unable to convert to dict" in message
+    assert message.endswith("fix the value in the inventory (see roles/af_defaults/meta/argument_specs.yml)")
+
+
+def test_types_account_without_uid_and_unknown_key(af_spec):
+    [message], _ = inv.check_types(
+        "af_users", [{"name": "a", "group": "g", "uidd": 1}], af_spec["af_users"], "af_defaults"
+    )
+    assert "missing required arguments: uid found in af_users" in message
+    assert "unknown key af_users.uidd" in message
+
+
+def test_required(af_spec):
+    options = {**af_spec, "af_extra": {"type": "str", "required": True, "description": "Something."}}
+    assert inv.check_required({"af_extra": "x"}, options, "af_defaults") == []
+    # af_site_name and af_domain have their own, more specific checks.
+    assert inv.check_required({}, options, "af_defaults") == [
+        "af_extra is not set, but role 'af_defaults' requires it: set af_extra in the inventory's group_vars/all "
+        "(Something.)"
+    ]
+    assert inv.check_required({"af_extra": ""}, options, "af_defaults")[0].startswith("af_extra is empty")
+
+
+# --- 13: identical everywhere ---------------------------------------------------------------------------
+
+
+def test_same_everywhere(site):
+    same = {h: {"af_users": site["af_users"]} for h in ALL_HOSTS}
+    assert inv.check_same_everywhere(same, ["af_users"], ALL_HOSTS) == []
+    differs = copy.deepcopy(same)
+    differs["exec1"]["af_users"] = site["af_users"][:1]
+    assert inv.check_same_everywhere(differs, ["af_users"], ALL_HOSTS) == [
+        "variable 'af_users' is not the same on every host (hosts 'exec2', 'head' have one value; host 'exec1' has "
+        "another value): accounts and groups must be identical on every node (same UIDs and GIDs everywhere); define "
+        "af_users once in the inventory's group_vars/all and remove the host_vars/group_vars override"
+    ]
+    del differs["exec1"]["af_users"]
+    [message] = inv.check_same_everywhere(differs, ["af_users"], ALL_HOSTS)
+    assert "host 'exec1' has it unset" in message
+
+
+# --- 14: ports -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("port", ["22/tcp", "123/udp", "1/tcp", "65535/udp", "30000-32767/tcp", "9618-9618/tcp"])
+def test_port_valid(port):
+    assert inv.port_problem(port) is None
+
+
+@pytest.mark.parametrize(
+    ("port", "problem"),
+    [
+        ("22", "not in the form"),
+        ("22/sctp", "not in the form"),
+        (22, "not in the form"),
+        ("0/tcp", "out of range"),
+        ("70000/tcp", "out of range"),
+        ("100000/tcp", "not in the form"),
+        ("9620-9618/tcp", "reversed"),
+        ("٢٢/tcp", "not in the form"),
+    ],
+)
+def test_port_invalid(port, problem):
+    assert problem in inv.port_problem(port)
+
+
+def test_check_ports():
+    assert inv.check_ports({"nftables_extra_ports": ["123/udp"], "nftables_role_ports": {"submit": ["9618/tcp"]}}) == []
+    messages = inv.check_ports(
+        {"nftables_extra_ports": ["70000/tcp"], "nftables_role_ports": {"submit": ["9620-9618/tcp"]}}
+    )
+    assert messages[0].startswith(
+        "nftables_extra_ports entry '70000/tcp' is not a valid port (port out of range 1-65535)"
+    )
+    assert messages[1].startswith("nftables_role_ports['submit'] entry '9620-9618/tcp' is not a valid port")
+    assert "with ports 1-65535 and low <= high" in messages[1]
+    assert inv.check_ports({"nftables_extra_ports": "22/tcp"}) == [
+        "nftables_extra_ports must be a list of port strings such as ['9618/tcp', '123/udp']"
+    ]
+    assert "must be a mapping" in inv.check_ports({"nftables_role_ports": ["22/tcp"]})[0]
+    assert "must be a list" in inv.check_ports({"nftables_role_ports": {"submit": "22/tcp"}})[0]
+
+
+# --- 15: time source -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {},
+        {"chrony_servers": ["head.af.test"]},
+        {"chrony_servers": [], "chrony_local_stratum": 8},
+        {"chrony_servers": [], "chrony_local_stratum": "10"},
+        {"chrony_servers": [], "chrony_pools": ["2.debian.pool.ntp.org"]},
+    ],
+)
+def test_time_source_ok(values):
+    assert inv.check_time_source(values) == []
+
+
+@pytest.mark.parametrize("stratum", [None, 0, -1, True, "eight"])
+def test_no_time_source(stratum):
+    values = {"chrony_servers": []} if stratum is None else {"chrony_servers": [], "chrony_local_stratum": stratum}
+    [message] = inv.check_time_source(values)
+    merged = inv.merge_host_findings([("head", message)], ALL_HOSTS)
+    assert merged[0].startswith(
+        "host 'head' has no time source: set chrony_servers (or chrony_local_stratum for the site's time master)"
+    )
+
+
+# --- 16: secrets -----------------------------------------------------------------------------------------
+
+
+def test_is_vaulted_real_vault_values(ciphertext):
+    from ansible.parsing.yaml.objects import AnsibleVaultEncryptedUnicode  # noqa: PLC0415 - legacy name, 2.19+
+
+    assert inv.is_vaulted(EncryptedString(ciphertext=ciphertext))
+    assert inv.is_vaulted(AnsibleVaultEncryptedUnicode(ciphertext))
+    document = "x_password: !vault |\n" + "".join(f"  {line}\n" for line in ciphertext.splitlines())
+    assert inv.is_vaulted(yaml.load(document, Loader=AnsibleLoader)["x_password"])  # noqa: S506 - Ansible's loader
+    # A decrypted value still carries its VaultedValue tag.
+    assert inv.is_vaulted(VaultedValue(ciphertext=ciphertext).tag("hunter2"))
+    # What the role passes to the module for a vaulted value.
+    assert inv.is_vaulted({"__ansible_vault": ciphertext})
+
+
+def test_is_vaulted_refuses_plain_values(ciphertext):
+    assert not inv.is_vaulted("hunter2")
+    assert not inv.is_vaulted(ciphertext)  # ciphertext pasted without the !vault tag is just a string
+    assert not inv.is_vaulted({"a": 1})
+    assert not inv.is_vaulted(None)
+    assert not inv.is_vaulted(yaml.load("x: plain", Loader=AnsibleLoader)["x"])  # noqa: S506 - Ansible's loader
+
+
+def test_plaintext_secret_refused_vaulted_accepted(ciphertext):
+    suffixes = inv.DEFAULT_SETTINGS["secret_suffixes"]
+    values = {
+        "hub_client_secret": "hunter2",
+        "registry_password": EncryptedString(ciphertext=ciphertext),
+        "issuer_key": {"__ansible_vault": ciphertext},
+        "api_token": "",
+        "site_pki_host_key_path": "/etc/ssl/private/host.key",
+        "computed_key": "abc",
+    }
+    assert inv.check_plaintext_secrets(values, suffixes, ["computed_key"]) == [
+        "variable 'hub_client_secret' holds a plain-text secret: encrypt it with ansible-vault ('ansible-vault "
+        "encrypt_string --name hub_client_secret') and put the resulting 'hub_client_secret: !vault |' block in the "
+        "inventory instead (or keep it in a file encrypted with 'ansible-vault encrypt')"
+    ]
+    assert "hunter2" not in inv.check_plaintext_secrets(values, suffixes)[0]
+
+
+# --- evaluation errors ---------------------------------------------------------------------------------
+
+
+def test_evaluation_errors():
+    assert inv.check_evaluation_errors({"chrony_allow": "'x' is undefined"}) == [
+        "variable 'chrony_allow' cannot be evaluated from the inventory ('x' is undefined): define what it refers to "
+        "in the inventory (group_vars/host_vars; role defaults are not visible here) or set the value literally"
+    ]
+
+
+# --- check_inventory on the testbed's data ------------------------------------------------------------
+
+
+@pytest.fixture
+def testbed(site, af_defaults, af_spec):
+    """check_inventory's arguments for (a cut-down) inventories/local."""
+    groups = {
+        "all": ["head", "submit", "exec1", "exec2", "services"],
+        "ungrouped": [],
+        "central_manager": ["head"],
+        "submit": ["submit"],
+        "execute": ["exec1", "exec2"],
+        "issuer": ["services"],
+        "hub": ["services"],
+    }
+    common = {**site, "chrony_servers": ["head.af.test"]}
+    hostvars = {host: copy.deepcopy(common) for host in groups["all"]}
+    hostvars["head"].update(chrony_servers=[], chrony_local_stratum=8, nftables_extra_ports=["123/udp"])
+    return {
+        "groups": groups,
+        "hostvars": hostvars,
+        "argument_specs": {"af_defaults": {"argument_specs": {"main": {"options": af_spec}}}},
+        "role_hosts": {"af_defaults": ["all"], "chrony": ["all"], "htcondor": ["central_manager"]},
+        "settings": {
+            "node_roles": af_defaults["af_node_roles"],
+            "required_node_roles": af_defaults["af_required_node_roles"],
+            "node_role_conflicts": af_defaults["af_node_role_conflicts"],
+            "single_host_groups": {"central_manager": "no HA"},
+        },
+    }
+
+
+def test_check_inventory_accepts_the_testbed(testbed):
+    assert inv.check_inventory(**testbed) == []
+
+
+def test_check_inventory_reports_every_problem_in_a_stable_order(testbed):
+    testbed["groups"]["central_manager"] = []
+    testbed["groups"]["execute"].append("services")
+    testbed["groups"]["all"].append("odd_host")
+    testbed["hostvars"]["odd_host"] = copy.deepcopy(testbed["hostvars"]["submit"])
+    for values in testbed["hostvars"].values():
+        values["af_site_name"] = "Bad_Name"
+        values["af_users"][1]["uid"] = 2001
+    testbed["hostvars"]["exec1"]["af_groups"] = "oops"
+    testbed["hostvars"]["exec2"].update({"hub_secret": "plain"})
+    errors = inv.check_inventory(**testbed, evaluation_errors={"submit": {"chrony_allow": "'x' is undefined"}})
+    expected_starts = [
+        "required node role 'central_manager' has no host",
+        "host 'head' has no node role",
+        "host 'odd_host' is not a valid DNS name",
+        "host 'odd_host' has no node role",
+        "host 'services' is in groups 'execute' and 'hub'",
+        "host 'services' is in groups 'execute' and 'issuer'",
+        "all hosts: af_site_name 'Bad_Name' is not a valid site name",
+        "host 'exec1': variable 'af_groups' does not match the argument spec of role 'af_defaults'",
+        "host 'exec2': variable 'hub_secret' holds a plain-text secret",
+        "host 'submit': variable 'chrony_allow' cannot be evaluated",
+        "variable 'af_groups' is not the same on every host (hosts 'exec2', 'head', 'odd_host', 'services', "
+        "'submit' have one value; host 'exec1' has another value)",
+        # exec1's af_groups has the wrong type: its account lists are not checked any further (no cascade).
+        "UID 2001 is used by both 'alice' (af_users) and 'bob' (af_users)",
+    ]
+    assert [next((e for e in errors if e.startswith(s)), s) for s in expected_starts] == errors
+    assert errors == inv.check_inventory(**testbed, evaluation_errors={"submit": {"chrony_allow": "'x' is undefined"}})
+
+
+def test_check_inventory_vaulted_values_are_not_type_checked(testbed, ciphertext):
+    testbed["hostvars"]["head"]["af_site_name"] = {"__ansible_vault": ciphertext}
+    testbed["hostvars"]["head"]["ca_key"] = {"__ansible_vault": ciphertext}
+    assert inv.check_inventory(**testbed) == []
+
+
+def test_check_inventory_skips_roles_without_a_spec_and_hosts_outside_their_groups(testbed):
+    testbed["argument_specs"]["htcondor"] = {"htcondor_port": {"type": "int"}}
+    testbed["hostvars"]["exec1"]["htcondor_port"] = "not a number"  # htcondor does not run on exec1
+    assert inv.check_inventory(**testbed) == []
+    testbed["hostvars"]["head"]["htcondor_port"] = "not a number"
+    [error] = inv.check_inventory(**testbed)
+    assert error.startswith("host 'head': variable 'htcondor_port' does not match the argument spec of role 'htcondor'")
+
+
+def test_module_documentation_renders():
+    result = subprocess.run(
+        [Path(sys.executable).parent / "ansible-doc", "-M", str(REPO / "library"), "af_inventory_check"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "af_inventory_check" in result.stdout
+    assert "RETURN VALUES" in result.stdout
+
+
+def test_check_inventory_unevaluable_value_is_reported_once(testbed):
+    del testbed["hostvars"]["head"]["af_domain"]
+    errors = inv.check_inventory(**testbed, evaluation_errors={"head": {"af_domain": "'dns_domain' is undefined"}})
+    assert errors == [
+        "host 'head': variable 'af_domain' cannot be evaluated from the inventory ('dns_domain' is undefined): define "
+        "what it refers to in the inventory (group_vars/host_vars; role defaults are not visible here) or set the "
+        "value literally"
+    ]
