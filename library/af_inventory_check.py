@@ -11,8 +11,18 @@ description:
   - Checks the inventory of a coffea-casa analysis facility (groups, hosts and the variables defined for
     every host) and fails with a numbered list of every problem found, each naming the variable, group or
     host and saying how to fix it.
-  - Meant to run on the controller (C(localhost)) from the C(validate_inventory) role, which collects the
-    values; it never connects to the inventory hosts.
+  - Meant to run on the controller (C(localhost), C(run_once)) from the C(validate_inventory) role; it never
+    connects to the inventory hosts.
+  - The role carries an action plugin of the same name (C(roles/validate_inventory/action_plugins/)). When
+    O(hostvars) is not given, the action plugin collects the values on the controller (for every inventory
+    host, the variables named in the argument specs of the roles that run on it (O(roles_dir), O(role_hosts)),
+    O(extra_vars) and the variables named like secrets (O(settings.secret_suffixes)), evaluated with that
+    host's variables) and passes them to the module as O(hostvars), O(argument_specs) and
+    O(evaluation_errors).
+  - 'Vault-encrypted values are replaced by C({"__ansible_vault": ...}) without being decrypted; a value that
+    cannot be evaluated is reported for its host. The collected values are not returned (no C(invocation))
+    and not logged.'
+  - Without the action plugin (for example a play that does not use the role), pass O(hostvars) explicitly.
   - "Checks: af_site_name and af_domain; required node roles have a host; at most one central manager;
     no host in two conflicting node roles; every host has a node role; hostnames are DNS names; account
     and group lists (unique UIDs, names and GIDs, groups defined, UID ranges, identical on every host);
@@ -26,22 +36,36 @@ options:
   groups:
     description:
       - Inventory groups and their hosts, as in Ansible's C(groups) magic variable.
+      - Filled in by the action plugin (the inventory's C(groups)) when not given; required without it.
     type: dict
-    required: true
   hostvars:
     description:
       - For every host, the variables to check that are defined for it in the inventory
         (host -> {variable -> value}).
       - 'A vault-encrypted value may be given as C({"__ansible_vault": "..."}); it is then never type-checked
         and counts as encrypted for the plain-text secret check.'
+      - When not given, the action plugin collects it (see the description); required without the action plugin.
     type: dict
-    required: true
   argument_specs:
     description:
       - Argument spec options of the C(main) entry point of every role that will run (role -> options), as
         read from C(roles/<role>/meta/argument_specs.yml). A whole argument_specs document is accepted too.
+      - When O(hostvars) is not given and this is not either, the action plugin reads the files under O(roles_dir).
     type: dict
     default: {}
+  roles_dir:
+    description:
+      - Directory holding the roles (C(<roles_dir>/<role>/meta/argument_specs.yml)); roles without the file are
+        skipped.
+      - Read by the action plugin when it collects the values (O(hostvars) not given); the module ignores it.
+    type: path
+  extra_vars:
+    description:
+      - Variables collected on every host even when no argument spec names them.
+      - Read by the action plugin when it collects the values (O(hostvars) not given); the module ignores it.
+    type: list
+    elements: str
+    default: []
   role_hosts:
     description:
       - Which inventory groups every role runs on (role -> list of groups; C(all) means every host).
@@ -95,6 +119,7 @@ options:
   evaluation_errors:
     description:
       - Variables whose templates could not be evaluated when the inventory was read (host -> {variable -> error}).
+      - The action plugin adds the ones it finds when it collects the values.
     type: dict
     default: {}
 attributes:
@@ -107,6 +132,20 @@ notes:
 """
 
 EXAMPLES = r"""
+# From a role that carries the action plugin (roles/validate_inventory): the values are collected.
+- name: Check the inventory
+  af_inventory_check:
+    role_hosts: {af_defaults: [all], chrony: [all]}
+    roles_dir: "{{ role_path | dirname }}"
+    extra_vars: [chrony_servers]
+    settings:
+      node_roles: "{{ af_node_roles }}"
+      required_node_roles: "{{ af_required_node_roles }}"
+      node_role_conflicts: "{{ af_node_role_conflicts }}"
+  delegate_to: localhost
+  run_once: true
+
+# Standalone, with the values given explicitly.
 - name: Check the inventory
   af_inventory_check:
     groups: "{{ groups }}"
@@ -121,6 +160,7 @@ EXAMPLES = r"""
       single_host_groups:
         central_manager: these roles do not set up a highly-available central manager
   delegate_to: localhost
+  run_once: true
 """
 
 RETURN = r"""
@@ -160,16 +200,26 @@ SETTINGS_OPTIONS = {
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "groups": {"type": "dict", "required": True},
-            "hostvars": {"type": "dict", "required": True},
+            "groups": {"type": "dict"},
+            "hostvars": {"type": "dict"},
             "argument_specs": {"type": "dict", "default": {}},
             "role_hosts": {"type": "dict", "required": True},
             "settings": {"type": "dict", "default": {}, "options": SETTINGS_OPTIONS},
             "evaluation_errors": {"type": "dict", "default": {}},
+            # Read by the action plugin (roles/validate_inventory/action_plugins/) only.
+            "roles_dir": {"type": "path"},
+            "extra_vars": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )
     params = module.params
+    missing = [name for name in ("groups", "hostvars") if params[name] is None]
+    if missing:
+        module.fail_json(
+            msg=f"missing required arguments: {', '.join(missing)} (the af_inventory_check action plugin of "
+            "roles/validate_inventory fills them in from the inventory; without it, pass them explicitly)",
+            changed=False,
+        )
     errors = check_inventory(
         groups=params["groups"],
         hostvars=params["hostvars"],

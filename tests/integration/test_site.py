@@ -12,21 +12,38 @@ NAME = "afci"
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """A testbed of the default shape (6 nodes), converged once by site.yml."""
+    """A testbed of the default shape (6 nodes): dry-run first, then converged once by site.yml."""
     inventory = make_inventory(tmp_path_factory.mktemp("site"), NAME, "172.30.215.0/24")
     try:
         up = run_playbook("playbooks/testbed.yml", inventory)
         assert up.rc == 0, up.output[-3000:]
+        dry_run = run_playbook("site.yml", inventory, "--check", "--diff")
+        # What a dry run left behind on a node that was never converged (it must be nothing).
+        after_dry_run = {
+            "alice": docker_exec(f"{NAME}-head", "getent passwd alice").returncode,
+            "tls_dir": docker_exec(f"{NAME}-head", "test -e /etc/af").returncode,
+            "ca": (inventory / "credentials" / "site-ca" / "ca.key").exists(),
+        }
         first = run_playbook("site.yml", inventory)
-        yield inventory, first
+        yield inventory, first, dry_run, after_dry_run
     finally:
         down = run_playbook("playbooks/testbed_down.yml", inventory)
         assert down.rc == 0, down.output[-3000:]
 
 
 @pytest.mark.testbed
+def test_a_dry_run_on_new_nodes_reports_the_work_and_does_none_of_it(site):
+    _, _, dry_run, after = site
+    assert dry_run.rc == 0, dry_run.output[-5000:]
+    assert all(changed > 0 for changed in dry_run.changed.values()), dry_run.changed
+    # The dry run names the work: e.g. the facility user it would create on each node.
+    assert "changed: [head] => (item=alice:2001)" in dry_run.output
+    assert after == {"alice": 2, "tls_dir": 1, "ca": False}, after
+
+
+@pytest.mark.testbed
 def test_first_converge_succeeds_on_every_node(site):
-    _, first = site
+    _, first, _, _ = site
     assert first.rc == 0, first.output[-5000:]
     nodes = {"head", "submit1", "exec1", "exec2", "storage1", "services"}
     assert nodes <= set(first.recap), first.recap
@@ -35,7 +52,7 @@ def test_first_converge_succeeds_on_every_node(site):
 
 @pytest.mark.testbed
 def test_second_converge_changes_nothing(site):
-    inventory, _ = site
+    inventory, *_ = site
     second = run_playbook("site.yml", inventory)
     assert second.rc == 0, second.output[-5000:]
     assert second.total_changed() == 0, {host: n for host, n in second.changed.items() if n}
@@ -43,7 +60,7 @@ def test_second_converge_changes_nothing(site):
 
 @pytest.mark.testbed
 def test_check_mode_with_diff_reports_nothing_to_do_on_a_converged_site(site):
-    inventory, _ = site
+    inventory, *_ = site
     check = run_playbook("site.yml", inventory, "--check", "--diff")
     assert check.rc == 0, check.output[-5000:]
     assert check.total_changed() == 0, {host: n for host, n in check.changed.items() if n}
@@ -51,7 +68,7 @@ def test_check_mode_with_diff_reports_nothing_to_do_on_a_converged_site(site):
 
 @pytest.mark.testbed
 def test_a_changed_knob_is_previewed_then_restarts_only_its_own_service(site):
-    inventory, _ = site
+    inventory, *_ = site
     journald = {
         "Storage": "persistent",
         "SystemMaxUse": "2G",
@@ -92,3 +109,20 @@ def test_a_bad_inventory_stops_site_yml_before_any_node_is_touched(tmp_path):
     # Only the controller ran anything: the nodes (which do not even exist) were never contacted.
     assert set(run.recap) == {"localhost"}, run.recap
     shutil.rmtree(inventory)
+
+
+@pytest.mark.testbed
+def test_a_certificate_near_expiry_is_reissued_and_then_left_alone(site):
+    inventory, *_ = site
+    container = f"{NAME}-exec2"
+    serial = "openssl x509 -noout -serial -in /etc/af/tls/host.crt"
+    before = docker_exec(container, serial).stdout
+    # A renewal window longer than the certificate's lifetime makes the current one "near expiry".
+    renew = run_playbook("site.yml", inventory, "--tags", "pki", "--limit", "exec2", "-e", "site_pki_renew_days=400")
+    assert renew.rc == 0, renew.output[-5000:]
+    after = docker_exec(container, serial).stdout
+    assert after and after != before, "the certificate was not re-issued"
+    verify = docker_exec(container, "openssl verify -CAfile /etc/ssl/certs/ca-certificates.crt /etc/af/tls/host.crt")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    again = run_playbook("site.yml", inventory, "--tags", "pki", "--limit", "exec2")
+    assert again.rc == 0 and again.changed["exec2"] == 0, again.output[-3000:]

@@ -1,13 +1,16 @@
 """End to end: playbooks/validate.yml refuses copies of inventories/local with one mistake each.
 
-Every case copies inventories/local, makes ONE change and runs ansible-playbook on localhost only (no
-fact gathering, no connection to any host); the run must fail with that mistake's own message, which
-names the variable, group or host and the fix. There is one case per kind of check; the variants of
-each check are covered by tests/unit/test_af_inventory.py. The runs go in parallel threads (one
-ansible-playbook process each) so the file stays fast without pytest-xdist.
+Every case copies inventories/local, makes ONE change and runs ansible-playbook; the run must fail with
+that mistake's own message, which names the variable, group or host and the fix. There is one case per
+kind of check; the variants of each check are covered by tests/unit/test_af_inventory.py. The play
+targets all hosts but checks once, on the controller: no run may contact an inventory host (the hosts of
+a copied inventory do not exist, so any contact would show as unreachable in the PLAY RECAP). A failed
+check stops site.yml, also under --limit. The runs go in parallel threads (one ansible-playbook process
+each) so the file stays fast without pytest-xdist.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,10 +31,45 @@ VENV_BIN = Path(sys.executable).parent
 WORKERS = 4
 TIMEOUT = 300
 
+PLAIN_SECRET = "hunter2-not-vaulted"  # noqa: S105 - a made-up value that must never be printed
+
 SITE = "group_vars/all/site.yml"
 HOSTS = "hosts.yml"
 CENTRAL_MANAGER = "group_vars/central_manager.yml"
 BASELINE = "group_vars/all/baseline.yml"
+VALIDATE = "playbooks/validate.yml"
+SITE_PLAYBOOK = "site.yml"
+
+
+def iter_groups(data: dict):
+    """Every (name, body) group of a YAML inventory, however deeply nested under children."""
+    pending = list((data["all"].get("children") or {}).items())
+    while pending:
+        name, body = pending.pop(0)
+        body = body if body is not None else {}
+        yield name, body
+        pending.extend((body.get("children") or {}).items())
+
+
+def find_group(data: dict, name: str) -> dict:
+    return next(body for group, body in iter_groups(data) if group == name)
+
+
+def local_hosts() -> dict[str, set[str]]:
+    """inventories/local's hosts and their groups (host names may change: tests must not hard-code them)."""
+    membership: dict[str, set[str]] = {}
+    for group, body in iter_groups(yaml.safe_load((LOCAL / HOSTS).read_text())):
+        for host in body.get("hosts") or {}:
+            membership.setdefault(host, set()).add(group)
+    return membership
+
+
+def quoted(hosts) -> str:
+    return ", ".join(f"'{h}'" for h in sorted(hosts))
+
+
+# The hosts outside central_manager: group_vars/all applies to them, central_manager.yml overrides it.
+NOT_CENTRAL_MANAGER = sorted(h for h, groups in local_hosts().items() if "central_manager" not in groups)
 
 
 # --- Editing a copied inventory ------------------------------------------------------------------
@@ -52,11 +90,11 @@ def edit(relpath: str, change: Callable[[dict], object]) -> Callable[[Path], Non
 
 def group_hosts(data: dict, group: str) -> dict:
     """The hosts mapping of a group in hosts.yml."""
-    return data["all"]["children"][group].setdefault("hosts", {}) or {}
+    return find_group(data, group).setdefault("hosts", {}) or {}
 
 
 def set_group_hosts(data: dict, group: str, hosts: list[str]) -> None:
-    data["all"]["children"][group]["hosts"] = dict.fromkeys(hosts)
+    find_group(data, group)["hosts"] = dict.fromkeys(hosts)
 
 
 def entry(data: dict, var: str, name: str) -> dict:
@@ -65,17 +103,32 @@ def entry(data: dict, var: str, name: str) -> dict:
 
 
 def rename_host(data: dict, old: str, new: str) -> None:
-    for group in data["all"]["children"].values():
+    for _, group in iter_groups(data):
         hosts = group.get("hosts") or {}
         if old in hosts:
             group["hosts"] = {new if h == old else h: v for h, v in hosts.items()}
 
 
 def add_vaulted_secret(inventory: Path) -> None:
-    """A vault-encrypted secret: accepted, and never decrypted (the run gets no vault password)."""
+    """Vault-encrypted secrets: accepted, and never decrypted (the run gets no vault password).
+
+    One directly, one through the usual indirection (x_key: "{{ vault_x_key }}").
+    """
     ciphertext = VaultLib([("default", VaultSecret(b"not-the-real-one"))]).encrypt("s3cr3t").decode()
     block = "".join(f"  {line}\n" for line in ciphertext.splitlines())
-    (inventory / "group_vars/all/secrets.yml").write_text(f"---\nhub_client_secret: !vault |\n{block}")
+    (inventory / "group_vars/all/secrets.yml").write_text(
+        f"---\nhub_client_secret: !vault |\n{block}"
+        f"vault_hub_crypt_key: !vault |\n{block}"
+        'hub_crypt_key: "{{ vault_hub_crypt_key }}"\n'
+    )
+
+
+def add_hostvars_reference(inventory: Path) -> None:
+    """A value that refers to another host's variables is evaluated as a play would (hostvars defined)."""
+    edit(BASELINE, lambda d: d.update(chrony_servers=["{{ hostvars[groups['central_manager'][0]].af_node_name }}"]))(
+        inventory
+    )
+    edit(CENTRAL_MANAGER, lambda d: d.update(af_node_name="head.af.test"))(inventory)
 
 
 # --- The cases ---------------------------------------------------------------------------------------
@@ -86,6 +139,7 @@ class Case:
     id: str
     mutate: Callable[[Path], None]
     expected: tuple[str, ...]
+    args: tuple[str, ...] = ()  # extra ansible-playbook arguments
 
 
 BAD = [
@@ -109,9 +163,9 @@ BAD = [
     ),
     Case(
         "two-central-managers",
-        edit(HOSTS, lambda d: set_group_hosts(d, "central_manager", ["head", "submit"])),
+        edit(HOSTS, lambda d: set_group_hosts(d, "central_manager", ["head", "exec1"])),
         (
-            "group 'central_manager' has 2 hosts ('head', 'submit'): keep exactly one host in group "
+            "group 'central_manager' has 2 hosts ('exec1', 'head'): keep exactly one host in group "
             "'central_manager' in hosts.yml; these roles do not set up a highly-available central manager",
         ),
     ),
@@ -189,29 +243,49 @@ BAD = [
     ),
     Case(
         "plain-text-secret",
-        edit(SITE, lambda d: d.update({"hub_client_secret": "hunter2"})),
+        edit(SITE, lambda d: d.update({"hub_client_secret": PLAIN_SECRET})),
         (
             "all hosts: variable 'hub_client_secret' holds a plain-text secret: encrypt it with ansible-vault "
             "('ansible-vault encrypt_string --name hub_client_secret')",
         ),
+        # Verbose, so that an echo of the collected values (the result's 'invocation') would show.
+        ("-vvv",),
     ),
     Case(
         "value-referring-to-an-undefined-variable",
         edit(BASELINE, lambda d: d.update(chrony_servers=["{{ chrony_upstream }}"])),
         (
-            "hosts 'exec1', 'exec2', 'services', 'storage', 'submit': variable 'chrony_servers' cannot be "
-            "evaluated from the inventory ('chrony_upstream' is undefined)",
+            f"hosts {quoted(NOT_CENTRAL_MANAGER)}: variable 'chrony_servers' cannot be evaluated from the "
+            "inventory ('chrony_upstream' is undefined)",
         ),
     ),
 ]
 
-GOOD = {"vaulted-secret": add_vaulted_secret}
+GOOD = {"vaulted-secret": add_vaulted_secret, "hostvars-reference": add_hostvars_reference}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One more ansible-playbook run on the copy that a case (or GOOD entry) made."""
+
+    inventory: str
+    playbook: str = VALIDATE
+    args: tuple[str, ...] = ()
+
+
+# A bad inventory under --limit, and site.yml (validate.yml, then the plays that touch the nodes).
+RUNS = {
+    "limit-exec1": Run("site-name-invalid", VALIDATE, ("--limit", "exec1")),
+    "site": Run("site-name-invalid", SITE_PLAYBOOK),
+    "site-limit-exec1": Run("site-name-invalid", SITE_PLAYBOOK, ("--limit", "exec1")),
+}
+SITE_NAME_MESSAGE = next(case for case in BAD if case.id == "site-name-invalid").expected
 
 
 # --- Running ansible-playbook ---------------------------------------------------------------------------
 
 
-def run_validate(inventory: Path) -> subprocess.CompletedProcess:
+def run_playbook(inventory: Path, playbook: str = VALIDATE, args: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
@@ -219,7 +293,7 @@ def run_validate(inventory: Path) -> subprocess.CompletedProcess:
         "ANSIBLE_NOCOLOR": "1",
     }
     return subprocess.run(
-        [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/validate.yml"],
+        [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), playbook, *args],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -231,23 +305,56 @@ def run_validate(inventory: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
-    """Every case's ansible-playbook result, by case id (all run once, in parallel)."""
-    jobs: dict[str, Path] = {"local": LOCAL / HOSTS}
+    """Every run's ansible-playbook result, by case or run id (all run once, in parallel)."""
+    jobs: dict[str, tuple[Path, str, tuple[str, ...]]] = {"local": (LOCAL / HOSTS, VALIDATE, ())}
     if EXAMPLE_SITE.is_dir():
-        jobs["example-site"] = EXAMPLE_SITE
+        jobs["example-site"] = (EXAMPLE_SITE, VALIDATE, ())
     mutations = {case.id: case.mutate for case in BAD} | GOOD
+    args = {case.id: case.args for case in BAD}
+    copies: dict[str, Path] = {}
     for case_id, mutate in mutations.items():
         inventory = tmp_path_factory.mktemp(case_id) / "inventory"
         shutil.copytree(LOCAL, inventory, ignore=shutil.ignore_patterns("credentials", "artifacts"))
         mutate(inventory)
-        jobs[case_id] = inventory / HOSTS
+        copies[case_id] = inventory / HOSTS
+        jobs[case_id] = (copies[case_id], VALIDATE, args.get(case_id, ()))
+    for run_id, run in RUNS.items():
+        jobs[run_id] = (copies[run.inventory], run.playbook, run.args)
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        results = dict(zip(jobs, pool.map(run_validate, jobs.values()), strict=True))
+        results = dict(zip(jobs, pool.map(lambda job: run_playbook(*job), jobs.values()), strict=True))
     return results
 
 
 def _output(result: subprocess.CompletedProcess) -> str:
     return result.stdout + result.stderr
+
+
+RECAP_RE = re.compile(
+    r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+"
+    r"failed=(?P<failed>\d+)",
+    re.MULTILINE,
+)
+
+
+def recap(result: subprocess.CompletedProcess) -> dict[str, dict[str, int]]:
+    """The PLAY RECAP: host -> {ok, changed, unreachable, failed}."""
+    return {
+        m["host"]: {k: int(m[k]) for k in ("ok", "changed", "unreachable", "failed")}
+        for m in RECAP_RE.finditer(result.stdout)
+    }
+
+
+def assert_no_host_contacted(result: subprocess.CompletedProcess) -> None:
+    """Only the check ran, on the controller: no other play, no task outside the check's roles."""
+    output = _output(result)
+    hosts = recap(result)
+    assert hosts, output
+    assert all(h["unreachable"] == 0 and h["changed"] == 0 for h in hosts.values()), output
+    assert re.findall(r"^PLAY \[(.*)\]", result.stdout, re.MULTILINE) == ["Check the inventory"], output
+    tasks = re.findall(r"^TASK \[(.*)\]", result.stdout, re.MULTILINE)
+    assert tasks, output
+    assert all(t.startswith(("validate_inventory : ", "af_defaults : ")) for t in tasks), output
+    assert "Gathering Facts" not in output, output
 
 
 @pytest.mark.parametrize("case", BAD, ids=lambda case: case.id)
@@ -258,15 +365,44 @@ def test_bad_inventory_is_refused_with_its_message(case, runs):
     assert "The inventory has" in output, output  # stopped by the check, not by something else
     for text in case.expected:
         assert text in output, f"expected {text!r} in:\n{output}"
+    assert_no_host_contacted(result)
+
+
+def test_collected_values_are_not_echoed(runs):
+    """Even with -vvv: the action result carries no 'invocation' (it would hold every collected value)."""
+    output = _output(runs["plain-text-secret"])
+    assert "<ESTABLISH LOCAL CONNECTION" in output or "ESTABLISH LOCAL CONNECTION" in output, output  # really -vvv
+    assert PLAIN_SECRET not in output, output
+    assert "module_args" not in output, output
+
+
+@pytest.mark.parametrize("run_id", list(RUNS))
+def test_bad_inventory_stops_the_playbook_without_contacting_a_host(run_id, runs):
+    """--limit exec1 still checks the whole inventory; a failed check stops site.yml before any node play."""
+    result = runs[run_id]
+    output = _output(result)
+    assert result.returncode != 0, output
+    assert "The inventory has 1 problem" in output, output
+    for text in SITE_NAME_MESSAGE:
+        assert text in output, f"expected {text!r} in:\n{output}"
+    assert_no_host_contacted(result)
+    if "--limit" in RUNS[run_id].args:
+        assert set(recap(result)) == {"exec1"}, output
 
 
 def test_local_inventory_passes(runs):
     result = runs["local"]
     assert result.returncode == 0, _output(result)
+    assert_no_host_contacted(result)
 
 
 def test_vaulted_secret_is_accepted_without_the_vault_password(runs):
     result = runs["vaulted-secret"]
+    assert result.returncode == 0, _output(result)
+
+
+def test_value_referring_to_another_hosts_variables_is_evaluated(runs):
+    result = runs["hostvars-reference"]
     assert result.returncode == 0, _output(result)
 
 
@@ -275,3 +411,4 @@ def test_example_site_inventory_passes(runs):
         pytest.skip("inventories/example-site does not exist yet (another engineer is writing it)")
     result = runs["example-site"]
     assert result.returncode == 0, _output(result)
+    assert_no_host_contacted(result)

@@ -1,6 +1,8 @@
-"""Unit tests of module_utils/af_inventory.py: every check on its own, then check_inventory on real data."""
+"""Unit tests of module_utils/af_inventory.py (every check on its own, then check_inventory on real data) and of
+the collection logic of the af_inventory_check action plugin (roles/validate_inventory/action_plugins/)."""
 
 import copy
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -8,8 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible.module_utils import af_inventory as inv
+from ansible.parsing.dataloader import DataLoader
 from ansible.parsing.vault import EncryptedString, VaultedValue, VaultLib, VaultSecret
 from ansible.parsing.yaml.loader import AnsibleLoader
+from ansible.template import Templar, trust_as_template
 
 REPO = Path(__file__).resolve().parents[2]
 ALL_HOSTS = ["exec1", "exec2", "head"]
@@ -528,3 +532,153 @@ def test_check_inventory_unevaluable_value_is_reported_once(testbed):
         "what it refers to in the inventory (group_vars/host_vars; role defaults are not visible here) or set the "
         "value literally"
     ]
+
+
+# --- The action plugin's collection (roles/validate_inventory/action_plugins/af_inventory_check.py) ---------
+
+
+@pytest.fixture(scope="module")
+def action():
+    """The action plugin file, imported as a plain module (its collection logic needs no running Ansible)."""
+    path = REPO / "roles/validate_inventory/action_plugins/af_inventory_check.py"
+    spec = importlib.util.spec_from_file_location("af_inventory_check_action", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _templar(variables):
+    """How the action plugin evaluates a value: Ansible's templar with one host's variables."""
+    return Templar(loader=DataLoader(), variables=variables).template
+
+
+def test_action_default_secret_suffixes_match_the_module(action):
+    assert list(action.DEFAULT_SECRET_SUFFIXES) == inv.DEFAULT_SETTINGS["secret_suffixes"]
+
+
+def test_action_reads_the_argument_specs_of_roles_that_have_them(action, tmp_path):
+    (tmp_path / "a/meta").mkdir(parents=True)
+    (tmp_path / "a/meta/argument_specs.yml").write_text(
+        "argument_specs:\n  main:\n    options:\n      a_x: {type: int}\n"
+    )
+    (tmp_path / "b/meta").mkdir(parents=True)
+    (tmp_path / "b/meta/main.yml").write_text("dependencies: []\n")
+    (tmp_path / "c/meta").mkdir(parents=True)
+    (tmp_path / "c/meta/argument_specs.yml").write_text("argument_specs:\n  other: {}\n")
+    specs = action.read_argument_specs(str(tmp_path), ["c", "b", "a", "missing"], _yaml)
+    assert specs == {"a": {"a_x": {"type": "int"}}, "c": {}}
+
+
+def test_action_reads_the_real_specs(action, af_spec):
+    specs = action.read_argument_specs(str(REPO / "roles"), ["af_defaults", "testbed_nodes_none"], _yaml)
+    assert specs == {"af_defaults": af_spec}
+
+
+def test_action_roles_on_host(action):
+    role_hosts = {"af_defaults": ["all"], "htcondor": ["central_manager", "submit"], "none": [], "null": None}
+    assert action.roles_on_host(["central_manager"], role_hosts) == ["af_defaults", "htcondor"]
+    assert action.roles_on_host([], role_hosts) == ["af_defaults"]
+
+
+def test_action_names_to_check(action):
+    host_vars = {
+        "af_site_name": "x",
+        "chrony_servers": [],
+        "hub_client_secret": "s",
+        "ansible_ssh_host_key_ed25519_public_key": "fact",  # injected from a cached fact
+        "db_password": "s",
+        "ansible_facts": {"ssh_host_key_ed25519_public_key": "fact"},
+        "unrelated": 1,
+        "group_names": ["execute"],
+    }
+    specs = {"af_defaults": {"af_site_name": {}, "af_domain": {}}, "htcondor": {"htcondor_port": {}}}
+    names = action.names_to_check(host_vars, ["af_defaults"], specs, ["chrony_servers", "chrony_pools"], ["_secret"])
+    # Only what the host defines; af_domain and chrony_pools are not set; db_password has another suffix.
+    assert names == ["af_site_name", "chrony_servers", "hub_client_secret"]
+    assert "db_password" in action.names_to_check(host_vars, [], specs, [], ["_secret", "_password"])
+    assert action.names_to_check(host_vars, [], specs, [], []) == []
+
+
+def test_action_evaluate_vaulted_value_is_never_decrypted(action, ciphertext):
+    def template(_value):
+        raise AssertionError("a vaulted value must not be templated (that decrypts it)")
+
+    assert action.evaluate(EncryptedString(ciphertext=ciphertext), template) == (action.VAULT_STAND_IN, None)
+    # Decrypted elsewhere (the run has the vault password): still a vaulted value.
+    tagged = VaultedValue(ciphertext=ciphertext).tag("hunter2")
+    assert action.evaluate("{{ x }}", lambda _v: tagged) == (action.VAULT_STAND_IN, None)
+    assert inv.is_vaulted(action.VAULT_STAND_IN)
+
+
+def test_action_evaluate_reports_why_a_value_cannot_be_evaluated(action):
+    evaluate = action.evaluate
+    template = _templar({"a": "b", "n": 3})
+    assert evaluate(trust_as_template("{{ a }}-{{ n }}"), template) == ("b-3", None)
+    assert evaluate([trust_as_template("{{ n }}")], template) == ([3], None)
+    assert evaluate(trust_as_template("{{ chrony_upstream }}"), template) == (None, "'chrony_upstream' is undefined")
+    assert evaluate([trust_as_template("{{ chrony_upstream }}")], template) == (None, "'chrony_upstream' is undefined")
+
+
+def test_action_evaluate_indirection_to_a_vaulted_value(action, ciphertext):
+    # secret: "{{ vault_secret }}" without the vault password: the stand-in, as for the vaulted value itself.
+    template = _templar({"vault_secret": EncryptedString(ciphertext=ciphertext)})
+    assert action.evaluate(trust_as_template("{{ vault_secret }}"), template) == (action.VAULT_STAND_IN, None)
+    # Inside a list it is decrypted like any value (the real run needs the password): reported here.
+    value, why = action.evaluate([trust_as_template("{{ vault_secret }}")], template)
+    assert value is None
+    assert "undecryptable" in why
+
+
+def test_action_collect(action, ciphertext):
+    raw = {
+        "head": {
+            "group_names": ["central_manager"],
+            "af_site_name": "af",
+            "htcondor_port": trust_as_template("{{ base_port }}"),
+            "base_port": 9618,
+            "hub_client_secret": EncryptedString(ciphertext=ciphertext),
+        },
+        "exec1": {
+            "group_names": ["execute"],
+            "af_site_name": "af",
+            "htcondor_port": 1,  # htcondor does not run on exec1: not collected
+            "chrony_servers": [trust_as_template("{{ chrony_upstream }}")],
+        },
+    }
+    seen = []
+
+    def templar_for(host, host_vars):
+        seen.append(host)
+        return _templar(host_vars)
+
+    values, errors = action.collect(
+        hosts=["exec1", "ghost", "head"],  # ghost: not an inventory host (hostvars gives a marker, not vars)
+        raw_vars=raw.get,
+        templar_for=templar_for,
+        specs={"af_defaults": {"af_site_name": {}}, "htcondor": {"htcondor_port": {}}},
+        role_hosts={"af_defaults": ["all"], "htcondor": ["central_manager"]},
+        extra_vars=["chrony_servers"],
+        secret_suffixes=["_secret"],
+    )
+    assert seen == ["exec1", "head"]
+    assert values == {
+        "exec1": {"af_site_name": "af"},
+        "ghost": {},
+        "head": {"af_site_name": "af", "htcondor_port": 9618, "hub_client_secret": action.VAULT_STAND_IN},
+    }
+    assert errors == {"exec1": {"chrony_servers": "'chrony_upstream' is undefined"}}
+    # What the module makes of it.
+    problems = inv.check_inventory(
+        groups={"all": ["exec1", "head"], "central_manager": ["head"], "execute": ["exec1"]},
+        hostvars=values,
+        argument_specs={},
+        role_hosts={},
+        evaluation_errors=errors,
+    )
+    assert any(
+        p.startswith(
+            "host 'exec1': variable 'chrony_servers' cannot be evaluated from the inventory ('chrony_upstream' is "
+            "undefined)"
+        )
+        for p in problems
+    ), problems
