@@ -12,8 +12,14 @@ NAME = "afci"
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """A testbed of the default shape (6 nodes): dry-run first, then converged once by site.yml."""
-    inventory = make_inventory(tmp_path_factory.mktemp("site"), NAME, "172.30.215.0/24")
+    """A four-node testbed (head, submit, execute, services): dry-run first, then converged once.
+
+    Smaller than the default six nodes because a converge here is CPU-bound per node (docs/design.md);
+    the six-node shape is exercised by make demo and the benchmark.
+    """
+    inventory = make_inventory(
+        tmp_path_factory.mktemp("site"), NAME, "172.30.215.0/24", execute_nodes=1, empty_groups=("storage",)
+    )
     try:
         up = run_playbook("playbooks/testbed.yml", inventory)
         assert up.rc == 0, up.output[-3000:]
@@ -45,7 +51,7 @@ def test_a_dry_run_on_new_nodes_reports_the_work_and_does_none_of_it(site):
 def test_first_converge_succeeds_on_every_node(site):
     _, first, _, _ = site
     assert first.rc == 0, first.output[-5000:]
-    nodes = {"head", "submit1", "exec1", "exec2", "storage1", "services"}
+    nodes = {"head", "submit1", "exec1", "services"}
     assert nodes <= set(first.recap), first.recap
     assert all(counts["failed"] == 0 and counts["unreachable"] == 0 for counts in first.recap.values())
 
@@ -114,15 +120,15 @@ def test_a_bad_inventory_stops_site_yml_before_any_node_is_touched(tmp_path):
 @pytest.mark.testbed
 def test_a_certificate_near_expiry_is_reissued_and_then_left_alone(site):
     inventory, *_ = site
-    container = f"{NAME}-exec2"
+    container = f"{NAME}-exec1"
     serial = "openssl x509 -noout -serial -in /etc/af/tls/host.crt"
     before = docker_exec(container, serial).stdout
     # A renewal window longer than the certificate's lifetime makes the current one "near expiry".
-    renew = run_playbook("site.yml", inventory, "--tags", "pki", "--limit", "exec2", "-e", "site_pki_renew_days=400")
+    renew = run_playbook("site.yml", inventory, "--tags", "pki", "--limit", "exec1", "-e", "site_pki_renew_days=400")
     assert renew.rc == 0, renew.output[-5000:]
     after = docker_exec(container, serial).stdout
     assert after and after != before, "the certificate was not re-issued"
     verify = docker_exec(container, "openssl verify -CAfile /etc/ssl/certs/ca-certificates.crt /etc/af/tls/host.crt")
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    again = run_playbook("site.yml", inventory, "--tags", "pki", "--limit", "exec2")
-    assert again.rc == 0 and again.changed["exec2"] == 0, again.output[-3000:]
+    again = run_playbook("site.yml", inventory, "--tags", "pki", "--limit", "exec1")
+    assert again.rc == 0 and again.changed["exec1"] == 0, again.output[-3000:]

@@ -27,14 +27,21 @@ RECAP_LINE = re.compile(
 )
 
 
-def make_inventory(directory: Path, name: str, subnet: str, execute_nodes: int = 2) -> Path:
-    """Copy the local testbed inventory under a new testbed name, with N execute nodes."""
+def make_inventory(
+    directory: Path, name: str, subnet: str, execute_nodes: int = 2, empty_groups: tuple[str, ...] = ()
+) -> Path:
+    """Copy the local testbed inventory under a new testbed name, with N execute nodes.
+
+    Groups in empty_groups keep their name but lose their hosts (a smaller testbed for tests).
+    """
     inventory = directory / name
     shutil.copytree(LOCAL_INVENTORY, inventory, ignore=shutil.ignore_patterns("credentials", "artifacts"))
     hosts_file = inventory / "hosts.yml"
     hosts = yaml.safe_load(hosts_file.read_text())
     groups = hosts["all"]["children"]["testbed"]["children"]
     groups["execute"]["hosts"] = {f"exec{i}": None for i in range(1, execute_nodes + 1)}
+    for group in empty_groups:
+        groups[group]["hosts"] = {}
     hosts_file.write_text(yaml.safe_dump(hosts, sort_keys=False))
     testbed_vars = inventory / "group_vars" / "all" / "testbed.yml"
     settings = yaml.safe_load(testbed_vars.read_text())
