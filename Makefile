@@ -57,15 +57,21 @@ test-molecule: venv image ## Molecule scenarios (converge, idempotence, verify)
 	cd molecule/.. && for scenario in $$(ls molecule); do molecule test -s $$scenario; done
 
 test-integration: venv image ## Site-level tests on a throwaway testbed
-	pytest -m testbed tests/integration $(PYTEST_ARGS)
+	pytest tests/integration $(PYTEST_ARGS)
 
 test: lint test-unit test-molecule test-integration ## The whole suite (CI runs this)
 
 bench: venv image ## Benchmarks: print a table, write JSON under tests/benchmarks/results/
 	$(BIN)/python tests/benchmarks/bench_baseline.py
 
-lock: venv ## Re-pin requirements.txt after changing a direct dependency
-	$(BIN)/pip freeze
+lock: ## Re-pin requirements.txt: resolve the direct pins (top block) afresh, freeze everything
+	rm -rf build/lock-venv && mkdir -p build
+	$(PYTHON) -m venv build/lock-venv
+	sed -n '/^# Transitive/q;/^[A-Za-z]/p' requirements.txt > build/direct.txt
+	build/lock-venv/bin/pip install --quiet -r build/direct.txt
+	{ sed -n '/^# Transitive/q;p' requirements.txt; echo "# Transitive"; \
+	  build/lock-venv/bin/pip freeze | grep -viE "^($$(sed 's/\[.*//;s/==.*//' build/direct.txt | paste -sd'|'))==" ; } > build/requirements.txt
+	mv build/requirements.txt requirements.txt && rm -rf build/lock-venv build/direct.txt
 
 clean: ## Remove the venv and caches (not the site credentials)
 	rm -rf $(VENV) .cache build

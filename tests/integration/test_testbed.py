@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.testbed import ansible_env, docker_exec, make_inventory, run_playbook
+from tests.support.testbed import ansible_env, docker_exec, inventory_hosts, make_inventory, run_playbook
 
 NAME = "tbtest"
 NETWORK = f"{NAME}-net"
 DOMAIN = "af.test"
-HOSTS = ("head", "submit", "exec1", "storage", "services")
 
 pytestmark = pytest.mark.testbed
 
@@ -102,9 +101,15 @@ def test_check_mode_on_a_missing_testbed_succeeds_and_creates_nothing(inventory)
     assert not network_exists()
 
 
-def test_one_systemd_container_per_host_with_its_name_and_labels(testbed):
-    assert containers_of_testbed() == {f"{NAME}-{host}" for host in HOSTS}
-    for host in HOSTS:
+@pytest.fixture(scope="module")
+def hosts(inventory) -> list[str]:
+    """The throwaway testbed's hosts, read from its inventory (names are the inventory's business)."""
+    return inventory_hosts(inventory)
+
+
+def test_one_systemd_container_per_host_with_its_name_and_labels(testbed, hosts):
+    assert containers_of_testbed() == {f"{NAME}-{host}" for host in hosts}
+    for host in hosts:
         container = f"{NAME}-{host}"
         state = docker_exec(container, "systemctl is-system-running").stdout.strip()
         assert state in {"running", "degraded"}, (container, state)
@@ -116,14 +121,14 @@ def test_one_systemd_container_per_host_with_its_name_and_labels(testbed):
         assert privileged == "false"
 
 
-def test_nodes_resolve_and_reach_each_other_by_short_name_and_fqdn(testbed, inventory):
+def test_nodes_resolve_and_reach_each_other_by_short_name_and_fqdn(testbed, inventory, hosts):
     address_of = f'{{{{(index .NetworkSettings.Networks "{NETWORK}").IPAddress}}}}'
-    addresses = {host: docker("inspect", "-f", address_of, f"{NAME}-{host}").stdout.strip() for host in HOSTS}
+    addresses = {host: docker("inspect", "-f", address_of, f"{NAME}-{host}").stdout.strip() for host in hosts}
     subnet = ipaddress.ip_network(
         yaml.safe_load((inventory / "group_vars/all/testbed.yml").read_text())["testbed_network_subnet"]
     )
     assert all(ipaddress.ip_address(address) in subnet for address in addresses.values()), addresses
-    for host in HOSTS:
+    for host in hosts:
         if host == "head":
             continue
         for name in (host, f"{host}.{DOMAIN}"):
@@ -134,10 +139,10 @@ def test_nodes_resolve_and_reach_each_other_by_short_name_and_fqdn(testbed, inve
             assert ping.returncode == 0, (name, ping.stdout, ping.stderr)
 
 
-def test_every_node_has_its_own_machine_id(testbed):
-    machine_ids = [docker_exec(f"{NAME}-{host}", "cat /etc/machine-id").stdout.strip() for host in HOSTS]
+def test_every_node_has_its_own_machine_id(testbed, hosts):
+    machine_ids = [docker_exec(f"{NAME}-{host}", "cat /etc/machine-id").stdout.strip() for host in hosts]
     assert all(re.fullmatch(r"[0-9a-f]{32}", machine_id) for machine_id in machine_ids), machine_ids
-    assert len(set(machine_ids)) == len(HOSTS), machine_ids
+    assert len(set(machine_ids)) == len(hosts), machine_ids
 
 
 def test_second_run_changes_nothing(testbed, inventory):
@@ -170,17 +175,18 @@ def test_a_recreated_node_forgets_its_cached_facts_and_only_its_own(testbed, inv
     assert planted["s1_head"].exists() and planted["s1_exec10"].exists(), "other hosts' facts must stay"
 
 
-def test_down_removes_containers_network_and_cached_facts(testbed, inventory):
+def test_down_removes_containers_network_and_cached_facts(testbed, inventory, hosts):
     cache = fact_cache_dir(inventory)
     cache.mkdir(exist_ok=True)
-    (cache / "s1_storage").write_text("{}")
+    planted = cache / f"s1_{hosts[-1]}"
+    planted.write_text("{}")
 
     down = run_playbook("playbooks/testbed_down.yml", inventory)
     assert down.rc == 0, down.output[-5000:]
     assert containers_of_testbed() == set()
     assert not network_exists()
     assert docker("volume", "ls", "-q", "--filter", f"label=af.testbed={NAME}").stdout.split() == []
-    assert not (cache / "s1_storage").exists()
+    assert not planted.exists()
     assert docker("image", "inspect", "af-node-base:trixie").returncode == 0, "the image is kept"
 
     again = run_playbook("playbooks/testbed_down.yml", inventory)

@@ -50,6 +50,17 @@ def make_inventory(
     return inventory
 
 
+def inventory_hosts(inventory: Path) -> list[str]:
+    """Every host of a YAML inventory directory's hosts.yml, however deeply its groups nest."""
+    hosts: list[str] = []
+    pending = [yaml.safe_load((inventory / "hosts.yml").read_text())["all"]]
+    while pending:
+        group = pending.pop(0) or {}
+        hosts += [host for host in group.get("hosts") or {} if host not in hosts]
+        pending += list((group.get("children") or {}).values())
+    return hosts
+
+
 @dataclass
 class Run:
     rc: int
