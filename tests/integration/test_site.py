@@ -54,6 +54,11 @@ def test_first_converge_succeeds_on_every_node(site):
     nodes = {"head", "submit1", "exec1", "services"}
     assert nodes <= set(first.recap), first.recap
     assert all(counts["failed"] == 0 and counts["unreachable"] == 0 for counts in first.recap.values())
+    # The run ends with what runs where: every node, its roles, its services up.
+    summary = first.output[first.output.index("Facility af-testbed (af.test): 4 nodes") :]
+    for node in nodes:
+        line = next(line for line in summary.splitlines() if line.strip(" -'").startswith(node + " "))
+        assert "chrony:active" in line and "nftables:active" in line, line
 
 
 @pytest.mark.testbed
