@@ -54,7 +54,7 @@ test-unit: venv ## Unit tests and inventory validation (no containers)
 	pytest tests/unit tests/inventory $(PYTEST_ARGS)
 
 test-molecule: venv image ## Molecule scenarios (converge, idempotence, verify)
-	cd molecule/.. && for scenario in $$(ls molecule); do molecule test -s $$scenario; done
+	for scenario in $$(ls molecule); do molecule test -s $$scenario; done
 
 test-integration: venv image ## Site-level tests on a throwaway testbed
 	pytest tests/integration $(PYTEST_ARGS)
