@@ -155,7 +155,7 @@ def main() -> int:
     result = {
         "benchmark": "baseline",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "targets": {"warm_converge_default_s": TARGET_WARM_SECONDS, "warm_ratio_8_to_2": TARGET_RATIO},
         "rows": rows,
         "summary": summary,
