@@ -15,6 +15,8 @@ export ANSIBLE_CACHE_PLUGIN_CONNECTION := $(CURDIR)/.cache/ansible-facts
 export ANSIBLE_FORCE_COLOR ?= 0
 INVENTORY ?= inventories/local
 PYTEST_ARGS ?=
+# make bench BENCHMARKS=htcondor runs one of them.
+BENCHMARKS ?= baseline htcondor xrootd
 
 .PHONY: help demo demo-down image lint test test-unit test-molecule test-integration bench venv host-deps lock clean
 
@@ -62,7 +64,7 @@ test-integration: venv image ## Site-level tests on a throwaway testbed
 test: lint test-unit test-molecule test-integration ## The whole suite (CI runs this)
 
 bench: venv image ## Benchmarks: print a table, write JSON under tests/benchmarks/results/
-	$(BIN)/python tests/benchmarks/bench_baseline.py
+	for name in $(BENCHMARKS); do $(BIN)/python tests/benchmarks/bench_$$name.py; done
 
 lock: ## Re-pin requirements.txt: resolve the direct pins (top block) afresh, freeze everything
 	rm -rf build/lock-venv && mkdir -p build

@@ -557,6 +557,117 @@ def check_time_source(values: Mapping) -> list[str]:
     ]
 
 
+# --- 16b: HTCondor accounting groups --------------------------------------------------------------------
+
+GROUP_NAME_PART = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def _quota(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        quota = float(value)
+    except ValueError:
+        return None
+    return quota if 0 < quota <= 1 else None
+
+
+def check_accounting_groups(values: Mapping) -> list[str]:
+    """htcondor_accounting_groups: named, unique, parents listed, dynamic quotas in (0, 1] whose siblings add
+    up to at most 1; the default group and the dedicated groups of execute nodes are listed."""
+    groups = values.get("htcondor_accounting_groups")
+    if not isinstance(groups, list):
+        return []
+    errors: list[str] = []
+    names: list[str] = []
+    sums: dict[str, float] = {}
+    for index, group in enumerate(groups):
+        where = f"htcondor_accounting_groups[{index}]"
+        if not isinstance(group, Mapping) or not isinstance(group.get("name"), str):
+            errors.append(f"{where} needs a 'name' (for example {{name: group_af, quota: 0.8}})")
+            continue
+        name = group["name"]
+        if not all(GROUP_NAME_PART.match(part) for part in name.split(".")):
+            errors.append(
+                f"{where}: group name '{name}' is not valid: use letters, digits, '_' and '-', with '.' between "
+                "a parent group and its subgroup"
+            )
+            continue
+        if name in names:
+            errors.append(f"accounting group '{name}' is listed twice in htcondor_accounting_groups")
+            continue
+        names.append(name)
+        quota = _quota(group.get("quota"))
+        if quota is None:
+            errors.append(
+                f"accounting group '{name}': quota {group.get('quota')!r} is not a fraction of the pool: "
+                "give a number above 0 and at most 1 (0.8 = 80 % of the parent's share)"
+            )
+            continue
+        parent = name.rpartition(".")[0]
+        sums[parent] = sums.get(parent, 0.0) + quota
+    for name in names:
+        parent = name.rpartition(".")[0]
+        if parent and parent not in names:
+            errors.append(f"accounting group '{name}' is a subgroup of '{parent}', which is not listed: add it")
+    for parent, total in sorted(sums.items()):
+        if total > 1 + 1e-9:
+            members = [n for n in names if n.rpartition(".")[0] == parent]
+            scope = f"subgroups of '{parent}'" if parent else "top-level accounting groups"
+            errors.append(
+                f"the quotas of the {scope} ({quote_list(members)}) add up to {total:g}, more than the whole "
+                f"{'parent share' if parent else 'pool'}: make them add up to at most 1"
+            )
+    return errors + _check_group_references(values, names)
+
+
+def _check_group_references(values: Mapping, names: list[str]) -> list[str]:
+    """The default group and the dedicated groups of execute nodes must be defined groups."""
+    errors: list[str] = []
+    default = values.get("htcondor_default_accounting_group")
+    if isinstance(default, str) and default and default not in names:
+        errors.append(
+            f"htcondor_default_accounting_group '{default}' is not in htcondor_accounting_groups: add it there "
+            "or choose one of " + (quote_list(names) if names else "(none defined)")
+        )
+    dedicated = values.get("htcondor_execute_groups")
+    if isinstance(dedicated, list):
+        missing = [g for g in dedicated if g not in names]
+        if missing:
+            errors.append(
+                f"htcondor_execute_groups names {quote_list(map(str, missing))}, not in htcondor_accounting_groups"
+            )
+    return errors
+
+
+# --- 16c: bearer tokens ---------------------------------------------------------------------------------
+
+
+def check_token_settings(values: Mapping) -> list[str]:
+    """af_token_issuer_url must be an https URL (token libraries fetch its keys over TLS only); the
+    storage's audience must not be empty."""
+    errors = []
+    issuer = values.get("af_token_issuer_url")
+    if isinstance(issuer, str) and issuer.strip():
+        if not re.match(r"^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[^?#\s]*)?$", issuer.strip()):
+            errors.append(
+                f"af_token_issuer_url '{issuer}' is not an https URL: token issuers are trusted over HTTPS only "
+                "(e.g. https://issuer.example.edu or https://cms-auth.web.cern.ch/)"
+            )
+    elif "af_token_issuer_url" in values:
+        errors.append(
+            "af_token_issuer_url is empty: name the token issuer (the site's own issuer node's https URL, or an "
+            "external issuer such as https://cms-auth.web.cern.ch/)"
+        )
+    audience = values.get("af_token_audience")
+    if "af_token_audience" in values and not (isinstance(audience, str) and audience.strip()):
+        errors.append(
+            "af_token_audience is empty: set the audience your storage accepts in tokens (e.g. https://<your domain>); "
+            "without it any token of the issuer would be accepted by every service"
+        )
+    return errors
+
+
 # --- 16: secrets in plain text ------------------------------------------------------------------------
 
 
@@ -680,6 +791,8 @@ def check_inventory(
             messages += check_domain(clean.get("af_domain"))
         messages += check_ports(clean)
         messages += check_time_source(clean)
+        messages += check_accounting_groups(clean)
+        messages += check_token_settings(clean)
         messages += check_plaintext_secrets(values, settings["secret_suffixes"], settings["plaintext_allowed"])
         findings += [(host, m) for m in messages]
         if not skip & {"af_groups", *ACCOUNT_LISTS}:

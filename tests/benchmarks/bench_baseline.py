@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.support.testbed import REPO, make_inventory, run_playbook
+from tests.support.testbed import REPO, inventory_hosts, make_inventory, run_playbook
 
 RESULTS = REPO / "tests" / "benchmarks" / "results"
 TARGET_WARM_SECONDS = 60.0
@@ -89,7 +89,7 @@ def timed_converge(name: str, inventory: Path, *args: str):
 def measure(execute_nodes: int, warm_runs: int, workdir: Path) -> dict:
     name = f"afbench{execute_nodes}"
     inventory = make_inventory(workdir, name, f"172.30.{220 + execute_nodes}.0/24", execute_nodes)
-    row: dict = {"execute_nodes": execute_nodes, "nodes": execute_nodes + 4}
+    row: dict = {"execute_nodes": execute_nodes, "nodes": len(inventory_hosts(inventory))}
     try:
         up = run_playbook("playbooks/testbed.yml", inventory)
         if up.rc != 0:

@@ -56,9 +56,26 @@ def test_first_converge_succeeds_on_every_node(site):
     assert all(counts["failed"] == 0 and counts["unreachable"] == 0 for counts in first.recap.values())
     # The run ends with what runs where: every node, its roles, its services up.
     summary = first.output[first.output.index("Facility af-testbed (af.test): 4 nodes") :]
+    # One entry per node; the YAML callback wraps long entries onto continuation lines.
+    entries: dict[str, str] = {}
+    current = None
+    for raw in summary.splitlines()[1:]:
+        if not raw.startswith("    "):
+            break
+        if raw.startswith("    - "):
+            current = raw.strip(" -'").split()[0]
+            entries[current] = raw
+        elif current:
+            entries[current] += " " + raw.strip()
     for node in nodes:
-        line = next(line for line in summary.splitlines() if line.strip(" -'").startswith(node + " "))
+        line = entries[node]
         assert "chrony:active" in line and "nftables:active" in line, line
+        if node in ("head", "submit1", "exec1"):
+            assert "condor:active" in line, line
+        if node == "exec1":
+            assert "docker:active" in line, line
+        if node == "services":
+            assert "nginx:active" in line, line
 
 
 @pytest.mark.testbed

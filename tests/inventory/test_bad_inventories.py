@@ -37,6 +37,7 @@ SITE = "group_vars/all/site.yml"
 HOSTS = "hosts.yml"
 CENTRAL_MANAGER = "group_vars/central_manager.yml"
 BASELINE = "group_vars/all/baseline.yml"
+HTCONDOR = "group_vars/all/htcondor.yml"
 VALIDATE = "playbooks/validate.yml"
 SITE_PLAYBOOK = "site.yml"
 
@@ -179,6 +180,14 @@ BAD = [
         ),
     ),
     Case(
+        "execute-and-submit-on-one-host",
+        edit(HOSTS, lambda d: group_hosts(d, "submit").update(exec1=None)),
+        (
+            "host 'exec1' is in groups 'execute' and 'submit', which must not share a host (af_node_role_conflicts): "
+            "execute nodes run user code and must not hold the HTCondor pool signing key",
+        ),
+    ),
+    Case(
         "host-without-node-role",
         edit(HOSTS, lambda d: d["all"].setdefault("hosts", {}).update(login=None)),
         ("host 'login' has no node role: add it to one of the groups central_manager, submit, execute,",),
@@ -250,6 +259,40 @@ BAD = [
         ),
         # Verbose, so that an echo of the collected values (the result's 'invocation') would show.
         ("-vvv",),
+    ),
+    Case(
+        "accounting-quotas-exceed-the-pool",
+        edit(HTCONDOR, lambda d: entry(d, "htcondor_accounting_groups", "group_af").update(quota=0.9)),
+        (
+            "the quotas of the top-level accounting groups ('group_af', 'group_opportunistic') add up to 1.1, "
+            "more than the whole pool: make them add up to at most 1",
+        ),
+    ),
+    Case(
+        "accounting-subgroup-without-parent",
+        edit(HTCONDOR, lambda d: d["htcondor_accounting_groups"].append({"name": "cms.coffea", "quota": 0.5})),
+        ("accounting group 'cms.coffea' is a subgroup of 'cms', which is not listed: add it",),
+    ),
+    Case(
+        "default-accounting-group-undefined",
+        edit(HTCONDOR, lambda d: d.update(htcondor_default_accounting_group="group_cms")),
+        (
+            "htcondor_default_accounting_group 'group_cms' is not in htcondor_accounting_groups: add it there or "
+            "choose one of 'group_af', 'group_opportunistic'",
+        ),
+    ),
+    Case(
+        "token-issuer-not-https",
+        edit(SITE, lambda d: d.update({"af_token_issuer_url": "http://services.af.test"})),
+        (
+            "af_token_issuer_url 'http://services.af.test' is not an https URL: "
+            "token issuers are trusted over HTTPS only",
+        ),
+    ),
+    Case(
+        "token-audience-missing",
+        edit(SITE, lambda d: d.update(af_token_audience="")),
+        ("af_token_audience is empty: set the audience your storage accepts in tokens",),
     ),
     Case(
         "value-referring-to-an-undefined-variable",

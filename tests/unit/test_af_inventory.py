@@ -682,3 +682,41 @@ def test_action_collect(action, ciphertext):
         )
         for p in problems
     ), problems
+
+
+# --- HTCondor accounting groups ---------------------------------------------------------------------------
+
+
+def test_accounting_groups_of_the_example_site_add_up():
+    groups = [
+        {"name": "cms", "quota": 0.9},
+        {"name": "cms.other", "quota": 0.5},
+        {"name": "cms.other.coffea", "quota": 1.0},
+        {"name": "cms.production", "quota": 0.5},
+        {"name": "opportunistic", "quota": 0.1},
+    ]
+    values = {"htcondor_accounting_groups": groups, "htcondor_default_accounting_group": "cms.other.coffea"}
+    assert inv.check_accounting_groups(values) == []
+
+
+def test_sibling_quotas_over_one_are_refused_per_parent():
+    groups = [
+        {"name": "cms", "quota": 1.0},
+        {"name": "cms.a", "quota": 0.7},
+        {"name": "cms.b", "quota": 0.4},
+    ]
+    errors = inv.check_accounting_groups({"htcondor_accounting_groups": groups})
+    assert errors == [
+        "the quotas of the subgroups of 'cms' ('cms.a', 'cms.b') add up to 1.1, more than the whole parent share: "
+        "make them add up to at most 1"
+    ]
+
+
+def test_bad_group_entries_are_named():
+    groups = [{"name": "a b", "quota": 0.1}, {"name": "g", "quota": 0}, {"name": "g", "quota": 0.2}, {"quota": 1}]
+    values = {"htcondor_accounting_groups": groups, "htcondor_execute_groups": ["h"]}
+    errors = inv.check_accounting_groups(values)
+    assert any("group name 'a b' is not valid" in e for e in errors)
+    assert any("accounting group 'g': quota 0 is not a fraction" in e for e in errors)
+    assert any("htcondor_accounting_groups[3] needs a 'name'" in e for e in errors)
+    assert any("htcondor_execute_groups names 'h'" in e for e in errors)
