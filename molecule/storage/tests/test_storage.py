@@ -215,7 +215,7 @@ shutil.copy('{ca}', '/tmp/certs/{ca_hash}.0')
 shutil.copy('{token_file}', '/tmp/token'); os.chmod('/tmp/token', 0o600)
 os.environ.update(X509_CERT_DIR='/tmp/certs', BEARER_TOKEN_FILE='/tmp/token')
 branches = ['Muon_pt', 'Muon_eta', 'Muon_phi']
-remote = uproot.open('root://{ORIGIN}/{SAMPLE}', handler=uproot.source.xrootd.XRootDSource)['Events'].arrays(branches)
+remote = uproot.open('root://{ORIGIN}/{SAMPLE}')['Events'].arrays(branches)  # uproot's root:// default: fsspec-xrootd
 local = uproot.open('{SAMPLES / "nano_dy.root"}')['Events'].arrays(branches)
 assert all(awkward.array_equal(remote[b], local[b]) for b in branches)
 print('same', len(remote))
