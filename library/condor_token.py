@@ -213,7 +213,6 @@ token:
 """
 
 import os  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 
 # Ansible module convention: imports follow the documentation blocks.
@@ -226,6 +225,7 @@ from ansible.module_utils.af_condor import (  # noqa: E402
     token_diff,
     token_state,
 )
+from ansible.module_utils.af_secret_file import write_secret_file  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 ARGUMENT_SPEC = {
@@ -286,26 +286,8 @@ def issue_token(module: AnsibleModule, want: dict) -> str:
 
 
 def write_token(module: AnsibleModule, dest: str, token: str) -> None:
-    """Write token to dest atomically: a 0600 temporary file in the same directory, then atomic_move."""
-    parent = os.path.dirname(dest) or "."
-    old_umask = os.umask(0o077)
-    try:
-        os.makedirs(parent, mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=".condor_token.")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(token + "\n")
-            # keep_dest_attrs=False: the new file keeps the temporary file's 0600 until the attributes are set.
-            module.atomic_move(tmp, dest, unsafe_writes=False, keep_dest_attrs=False)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    except OSError as exc:
-        module.fail_json(msg=f"cannot write {dest}: {exc.strerror or exc}", changed=False)
-    except Exception as exc:  # atomic_move raises plain Exception
-        module.fail_json(msg=f"cannot write {dest}: {exc}", changed=False)
-    finally:
-        os.umask(old_umask)
+    """Write token to dest atomically, never readable by others (module_utils/af_secret_file.py)."""
+    write_secret_file(module, dest, token, prefix=".condor_token.")
 
 
 def remove_token(module: AnsibleModule, result: dict, existing: str | None) -> dict:

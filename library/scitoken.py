@@ -254,7 +254,6 @@ token:
 """
 
 import os  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 
 # Ansible module convention: imports follow the documentation blocks.
@@ -272,6 +271,7 @@ from ansible.module_utils.af_jwt import (  # noqa: E402
     token_state,
     validate_scopes,
 )
+from ansible.module_utils.af_secret_file import write_secret_file  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
 
 ARGUMENT_SPEC = {
@@ -356,26 +356,8 @@ def read_existing(module: AnsibleModule, dest: str) -> str | None:
 
 
 def write_token(module: AnsibleModule, dest: str, token: str) -> None:
-    """Write token to dest atomically: a temporary file (umask 077) in the same directory, then atomic_move."""
-    parent = os.path.dirname(dest) or "."
-    old_umask = os.umask(0o077)
-    try:
-        os.makedirs(parent, mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=".scitoken.")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(token + "\n")
-            # keep_dest_attrs=False: the new file keeps the temporary file's 0600 until the attributes are set.
-            module.atomic_move(tmp, dest, unsafe_writes=False, keep_dest_attrs=False)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    except OSError as exc:
-        module.fail_json(msg=f"cannot write {dest}: {exc.strerror or type(exc).__name__}", changed=False)
-    except Exception as exc:  # atomic_move raises plain Exception; its text names files, never the content
-        module.fail_json(msg=f"cannot write {dest}: {exc}", changed=False)
-    finally:
-        os.umask(old_umask)
+    """Write token to dest atomically, never readable by others (module_utils/af_secret_file.py)."""
+    write_secret_file(module, dest, token, prefix=".scitoken.")
 
 
 def run(module: AnsibleModule) -> dict:
