@@ -15,10 +15,14 @@ export ANSIBLE_CACHE_PLUGIN_CONNECTION := $(CURDIR)/.cache/ansible-facts
 export ANSIBLE_FORCE_COLOR ?= 0
 INVENTORY ?= inventories/local
 PYTEST_ARGS ?=
+# Each suite's own temp root, inside the checkout: pytest's default /tmp/pytest-of-<user> is shared
+# with every other pytest run on the machine, and each new run deletes all but the newest three, so a
+# long integration run could lose its testbed's inventory and secrets mid-way.
+PYTEST_BASETEMP := $(CURDIR)/.cache/pytest
 # make bench BENCHMARKS=htcondor runs one of them.
-BENCHMARKS ?= baseline htcondor xrootd
+BENCHMARKS ?= baseline htcondor xrootd dask
 
-.PHONY: help demo demo-down image lint test test-unit test-molecule test-integration bench venv host-deps lock clean
+.PHONY: help demo demo-down image images-lock lint test test-unit test-molecule test-integration bench venv host-deps lock clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -39,9 +43,10 @@ host-deps: ## Install host packages the testbed needs (debootstrap), as root
 image: venv host-deps ## Build the node base image if its recipe changed
 	ansible-playbook -i $(INVENTORY) playbooks/testbed_image.yml
 
-demo: venv host-deps ## Bring the local testbed up and run site.yml against it
+demo: venv host-deps ## Bring the local testbed up, run site.yml against it, run the Z-peak analysis as alice
 	ansible-playbook -i $(INVENTORY) playbooks/testbed.yml
 	ansible-playbook -i $(INVENTORY) site.yml
+	ansible-playbook -i $(INVENTORY) playbooks/demo_analysis.yml
 
 demo-down: venv ## Tear the local testbed down
 	ansible-playbook -i $(INVENTORY) playbooks/testbed_down.yml
@@ -53,13 +58,13 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff
 	ruff format --check .
 
 test-unit: venv ## Unit tests and inventory validation (no containers)
-	pytest tests/unit tests/inventory $(PYTEST_ARGS)
+	pytest tests/unit tests/inventory --basetemp=$(PYTEST_BASETEMP)/unit $(PYTEST_ARGS)
 
 test-molecule: venv image ## Molecule scenarios (converge, idempotence, verify)
 	for scenario in $$(ls molecule); do molecule test -s $$scenario; done
 
 test-integration: venv image ## Site-level tests on a throwaway testbed
-	pytest tests/integration $(PYTEST_ARGS)
+	pytest tests/integration --basetemp=$(PYTEST_BASETEMP)/integration --durations=0 $(PYTEST_ARGS)
 
 test: lint test-unit test-molecule test-integration ## The whole suite (CI runs this)
 
@@ -74,6 +79,9 @@ lock: ## Re-pin requirements.txt: resolve the direct pins (top block) afresh, fr
 	{ sed -n '/^# Transitive/q;p' requirements.txt; echo "# Transitive"; \
 	  build/lock-venv/bin/pip freeze | grep -viE "^($$(sed 's/\[.*//;s/==.*//' build/direct.txt | paste -sd'|'))==" ; } > build/requirements.txt
 	mv build/requirements.txt requirements.txt && rm -rf build/lock-venv build/direct.txt
+
+images-lock: venv ## Re-lock the facility images' Python environment (images/python-env/*.in)
+	$(BIN)/python images/python-env/wheelhouse.py lock
 
 clean: ## Remove the venv and caches (not the site credentials)
 	rm -rf $(VENV) .cache build

@@ -26,8 +26,10 @@ description:
   - "Checks: af_site_name and af_domain; required node roles have a host; at most one central manager;
     no host in two conflicting node roles; every host has a node role; hostnames are DNS names; account
     and group lists (unique UIDs, names and GIDs, groups defined, UID ranges, identical on every host);
-    types against the roles' argument specs; firewall port strings; a time source for every host; no
-    plain-text secrets."
+    types against the roles' argument specs; firewall port strings; a time source for every host; the
+    registry's pull and push ports differ, and several registry hosts declare a shared storage; the
+    token and OIDC issuer URLs are https, and af_oidc_mode external names af_oidc_issuer_url,
+    af_oidc_client_id and af_oidc_client_secret_file; no plain-text secrets."
   - The logic lives in C(module_utils/af_inventory.py); the role is documented in C(roles/validate_inventory/README.md).
 version_added: "0.1.0"
 author:

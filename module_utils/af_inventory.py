@@ -58,6 +58,10 @@ DEFAULT_SETTINGS: dict = {
     "plaintext_allowed": [],
 }
 
+# Role registry's port defaults (roles/registry/defaults/main.yml; a unit test keeps them equal): the
+# inventory check sees inventory values only, so a port left at its default is taken from here.
+REGISTRY_DEFAULT_PORTS = {"registry_pull_port": 5000, "registry_push_port": 5001}
+
 ACCOUNT_LISTS = ("af_service_accounts", "af_users")
 
 
@@ -668,6 +672,70 @@ def check_token_settings(values: Mapping) -> list[str]:
     return errors
 
 
+# --- 16e: logging in (OpenID Connect) ------------------------------------------------------------------
+
+HTTPS_URL_RE = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[^?#\s]*)?$")
+
+
+def check_oidc_settings(values: Mapping) -> list[str]:
+    """af_oidc_issuer_url must be an https URL (the hub fetches its discovery document and keys over TLS);
+    a site whose users log in elsewhere (af_oidc_mode: external) names the issuer, the hub's client id and the
+    file of its client secret."""
+    errors = []
+    issuer = values.get("af_oidc_issuer_url")
+    if isinstance(issuer, str) and issuer.strip() and not HTTPS_URL_RE.match(issuer.strip()):
+        errors.append(
+            f"af_oidc_issuer_url '{issuer}' is not an https URL: OIDC issuers are trusted over HTTPS only "
+            "(e.g. https://cilogon.org or https://cms-auth.cern.ch/)"
+        )
+    if values.get("af_oidc_mode") != "external":
+        return errors
+    needed = {
+        "af_oidc_issuer_url": "the issuer's https URL (e.g. https://cilogon.org or https://cms-auth.cern.ch/)",
+        "af_oidc_client_id": "the client id the issuer registered for the hub",
+        "af_oidc_client_secret_file": "a controller file with the client secret the issuer gave "
+        "(encrypt it with 'ansible-vault encrypt')",
+    }
+    for name, what in needed.items():
+        value = values.get(name)
+        if not (isinstance(value, str) and value.strip()):
+            errors.append(
+                f"af_oidc_mode is external but {name} is not set: set it in group_vars/all to {what} "
+                "(see roles/oidc_provider/README.md for CILogon and CMS IAM)"
+            )
+    return errors
+
+
+# --- 16d: the site container registry -------------------------------------------------------------------
+
+
+def check_registry_ports(values: Mapping) -> list[str]:
+    """A registry host's pull and push endpoints are separate servers: they need different ports."""
+    pull, push = (as_int(values.get(name, default)) for name, default in REGISTRY_DEFAULT_PORTS.items())
+    if pull is None or pull != push:
+        return []
+    return [
+        f"registry_pull_port and registry_push_port are both {pull}: the anonymous, read-only pull endpoint and "
+        "the authenticated push endpoint are separate servers and need ports of their own; set one of them to "
+        f"another port (defaults {REGISTRY_DEFAULT_PORTS['registry_pull_port']} and "
+        f"{REGISTRY_DEFAULT_PORTS['registry_push_port']})"
+    ]
+
+
+def check_registry_storage(registry_hosts: Iterable[str], shared: Mapping[str, object]) -> list[str]:
+    """Several registry hosts serve one image store: each must declare registry_storage_shared: true."""
+    hosts = sorted(set(registry_hosts))
+    unshared = [host for host in hosts if shared.get(host) is not True]
+    if len(hosts) < 2 or not unshared:
+        return []
+    return [
+        f"group 'registry' has {len(hosts)} hosts ({quote_list(hosts)}) but registry_storage_shared is not true on "
+        f"{quote_list(unshared)}: every registry host must serve the same images from one storage directory; put "
+        "registry_storage_dir on a file system all registry hosts share and set registry_storage_shared: true in "
+        "group_vars/registry.yml, or keep exactly one host in group 'registry' in hosts.yml"
+    ]
+
+
 # --- 16: secrets in plain text ------------------------------------------------------------------------
 
 
@@ -777,6 +845,8 @@ def check_inventory(
 
     findings: list[tuple[str, str]] = []
     clean_hostvars: dict[str, dict] = {}
+    registry_hosts = sorted(set(groups.get("registry") or []))
+    registry_shared: dict[str, object] = {}
     for host in all_hosts:
         unevaluable = dict(evaluation_errors.get(host) or {})
         values = {k: v for k, v in (hostvars.get(host) or {}).items() if k not in unevaluable}
@@ -793,11 +863,16 @@ def check_inventory(
         messages += check_time_source(clean)
         messages += check_accounting_groups(clean)
         messages += check_token_settings(clean)
+        messages += check_oidc_settings(clean)
+        if host in registry_hosts:
+            messages += check_registry_ports(clean)
+            registry_shared[host] = clean.get("registry_storage_shared", False)
         messages += check_plaintext_secrets(values, settings["secret_suffixes"], settings["plaintext_allowed"])
         findings += [(host, m) for m in messages]
         if not skip & {"af_groups", *ACCOUNT_LISTS}:
             clean_hostvars[host] = clean
     errors += merge_host_findings(findings, all_hosts)
+    errors += check_registry_storage(registry_hosts, registry_shared)
 
     errors += check_same_everywhere(hostvars, settings["same_everywhere"], all_hosts)
     errors += _check_account_sets(clean_hostvars, all_hosts, settings)

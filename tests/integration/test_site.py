@@ -11,30 +11,11 @@ NAME = "afci"
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """A four-node testbed (head, submit, execute, services): dry-run first, then converged once.
-
-    Smaller than the default six nodes because a converge here is CPU-bound per node (docs/design.md);
-    the six-node shape is exercised by make demo and the benchmark.
-    """
-    inventory = make_inventory(
-        tmp_path_factory.mktemp("site"), NAME, "172.30.215.0/24", execute_nodes=1, empty_groups=("storage",)
-    )
-    try:
-        up = run_playbook("playbooks/testbed.yml", inventory)
-        assert up.rc == 0, up.output[-3000:]
-        dry_run = run_playbook("site.yml", inventory, "--check", "--diff")
-        # What a dry run left behind on a node that was never converged (it must be nothing).
-        after_dry_run = {
-            "alice": docker_exec(f"{NAME}-head", "getent passwd alice").returncode,
-            "tls_dir": docker_exec(f"{NAME}-head", "test -e /etc/af").returncode,
-            "ca": (inventory / "credentials" / "site-ca" / "ca.key").exists(),
-        }
-        first = run_playbook("site.yml", inventory)
-        yield inventory, first, dry_run, after_dry_run
-    finally:
-        down = run_playbook("playbooks/testbed_down.yml", inventory)
-        assert down.rc == 0, down.output[-3000:]
+def site(facility):
+    """The shared facility testbed (conftest.py): dry-run on new nodes first, then converged once."""
+    if facility.first is None:
+        pytest.skip("reusing a converged testbed (AF_TEST_FACILITY_INVENTORY): no first converge to inspect")
+    return facility.inventory, facility.first, facility.dry_run, facility.after_dry_run
 
 
 @pytest.mark.testbed
@@ -51,11 +32,11 @@ def test_a_dry_run_on_new_nodes_reports_the_work_and_does_none_of_it(site):
 def test_first_converge_succeeds_on_every_node(site):
     _, first, _, _ = site
     assert first.rc == 0, first.output[-5000:]
-    nodes = {"head", "submit1", "exec1", "services"}
+    nodes = {"head", "submit1", "exec1", "exec2", "storage1", "services"}
     assert nodes <= set(first.recap), first.recap
     assert all(counts["failed"] == 0 and counts["unreachable"] == 0 for counts in first.recap.values())
     # The run ends with what runs where: every node, its roles, its services up.
-    summary = first.output[first.output.index("Facility af-testbed (af.test): 4 nodes") :]
+    summary = first.output[first.output.index("Facility af-testbed (af.test): 6 nodes") :]
     # One entry per node; the YAML callback wraps long entries onto continuation lines.
     entries: dict[str, str] = {}
     current = None
@@ -70,10 +51,12 @@ def test_first_converge_succeeds_on_every_node(site):
     for node in nodes:
         line = entries[node]
         assert "chrony:active" in line and "nftables:active" in line, line
-        if node in ("head", "submit1", "exec1"):
+        if node in ("head", "submit1", "exec1", "exec2"):
             assert "condor:active" in line, line
-        if node == "exec1":
+        if node in ("exec1", "exec2", "services"):
             assert "docker:active" in line, line
+        if node == "storage1":
+            assert "xrootd@af:active" in line, line
         if node == "services":
             assert "nginx:active" in line, line
 

@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.testbed import ansible_env, docker_exec, inventory_hosts, make_inventory, run_playbook
+from tests.support.testbed import (
+    ansible_env,
+    docker_exec,
+    free_subnet,
+    inventory_hosts,
+    make_inventory,
+    run_playbook,
+)
 
 NAME = "tbtest"
 NETWORK = f"{NAME}-net"
@@ -26,19 +33,6 @@ pytestmark = pytest.mark.testbed
 
 def docker(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
-
-
-def free_subnet() -> str:
-    """A /24 that no Docker network on this engine overlaps (others run testbeds here too)."""
-    used = []
-    for network in docker("network", "ls", "-q").stdout.split():
-        configs = docker("network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}", network).stdout
-        used += [ipaddress.ip_network(subnet) for subnet in configs.split() if "." in subnet]
-    for third in range(240, 255):
-        candidate = ipaddress.ip_network(f"172.30.{third}.0/24")
-        if not any(candidate.overlaps(subnet) for subnet in used):
-            return str(candidate)
-    pytest.fail(f"no free 172.30.240-254.0/24 subnet among {used}")
 
 
 def containers_of_testbed() -> set[str]:
@@ -76,7 +70,14 @@ def inventory(tmp_path_factory):
     # Start clean even if an interrupted earlier run left this testbed behind; before choosing a
     # subnet, as the old network's subnet is free again then.
     remove_leftovers()
-    inventory = make_inventory(tmp_path_factory.mktemp("testbed"), NAME, free_subnet(), execute_nodes=1)
+    inventory = make_inventory(
+        tmp_path_factory.mktemp("testbed"),
+        NAME,
+        free_subnet(),
+        execute_nodes=1,
+        # Two nodes show everything testbed.yml does; more only cost time.
+        drop_hosts=("submit1", "storage1", "xcache1", "services"),
+    )
     try:
         yield inventory
     finally:

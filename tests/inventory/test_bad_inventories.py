@@ -38,6 +38,7 @@ HOSTS = "hosts.yml"
 CENTRAL_MANAGER = "group_vars/central_manager.yml"
 BASELINE = "group_vars/all/baseline.yml"
 HTCONDOR = "group_vars/all/htcondor.yml"
+REGISTRY = "group_vars/registry.yml"
 VALIDATE = "playbooks/validate.yml"
 SITE_PLAYBOOK = "site.yml"
 
@@ -290,9 +291,41 @@ BAD = [
         ),
     ),
     Case(
+        "oidc-issuer-not-https",
+        edit(SITE, lambda d: d.update({"af_oidc_issuer_url": "http://services.af.test:4443/api/oidc"})),
+        (
+            "af_oidc_issuer_url 'http://services.af.test:4443/api/oidc' is not an https URL: "
+            "OIDC issuers are trusted over HTTPS only",
+        ),
+    ),
+    Case(
+        "oidc-external-without-client",
+        edit(SITE, lambda d: d.update(af_oidc_mode="external", af_oidc_issuer_url="https://cilogon.org")),
+        (
+            "af_oidc_mode is external but af_oidc_client_id is not set: set it in group_vars/all",
+            "af_oidc_mode is external but af_oidc_client_secret_file is not set",
+        ),
+    ),
+    Case(
         "token-audience-missing",
         edit(SITE, lambda d: d.update(af_token_audience="")),
         ("af_token_audience is empty: set the audience your storage accepts in tokens",),
+    ),
+    Case(
+        "registry-pull-and-push-on-one-port",
+        edit(REGISTRY, lambda d: d.update(registry_push_port=5000)),
+        (
+            "host 'services': registry_pull_port and registry_push_port are both 5000: the anonymous, read-only pull "
+            "endpoint and the authenticated push endpoint are separate servers and need ports of their own",
+        ),
+    ),
+    Case(
+        "two-registry-hosts-without-shared-storage",
+        edit(HOSTS, lambda d: group_hosts(d, "registry").update(head=None)),
+        (
+            "group 'registry' has 2 hosts ('head', 'services') but registry_storage_shared is not true on "
+            "'head', 'services': every registry host must serve the same images from one storage directory",
+        ),
     ),
     Case(
         "value-referring-to-an-undefined-variable",

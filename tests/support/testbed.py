@@ -6,6 +6,7 @@ subnet (so it can run beside a developer's demo testbed) and any number of execu
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shutil
@@ -28,11 +29,18 @@ RECAP_LINE = re.compile(
 
 
 def make_inventory(
-    directory: Path, name: str, subnet: str, execute_nodes: int = 2, empty_groups: tuple[str, ...] = ()
+    directory: Path,
+    name: str,
+    subnet: str,
+    execute_nodes: int = 2,
+    empty_groups: tuple[str, ...] = (),
+    *,
+    drop_hosts: tuple[str, ...] = (),
 ) -> Path:
     """Copy the local testbed inventory under a new testbed name, with N execute nodes.
 
-    Groups in empty_groups keep their name but lose their hosts (a smaller testbed for tests).
+    Groups in empty_groups keep their name but lose their hosts, and hosts in drop_hosts leave every
+    group (a smaller testbed for tests).
     """
     inventory = directory / name
     shutil.copytree(LOCAL_INVENTORY, inventory, ignore=shutil.ignore_patterns("credentials", "artifacts"))
@@ -42,12 +50,37 @@ def make_inventory(
     groups["execute"]["hosts"] = {f"exec{i}": None for i in range(1, execute_nodes + 1)}
     for group in empty_groups:
         groups[group]["hosts"] = {}
+    for group in groups.values():
+        for host in drop_hosts:
+            (group.get("hosts") or {}).pop(host, None)
     hosts_file.write_text(yaml.safe_dump(hosts, sort_keys=False))
     testbed_vars = inventory / "group_vars" / "all" / "testbed.yml"
     settings = yaml.safe_load(testbed_vars.read_text())
     settings.update(testbed_name=name, testbed_network_name=f"{name}-net", testbed_network_subnet=subnet)
     testbed_vars.write_text(yaml.safe_dump(settings, sort_keys=False))
     return inventory
+
+
+def free_subnet(thirds: range = range(240, 255)) -> str:
+    """A 172.30.<third>.0/24 that no Docker network on this engine overlaps.
+
+    Other testbeds (a developer's demo, molecule scenarios, other projects' CI) share the engine.
+    """
+    used = []
+    listed = subprocess.run(["docker", "network", "ls", "-q"], capture_output=True, text=True, check=True)
+    for network in listed.stdout.split():
+        configs = subprocess.run(
+            ["docker", "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}", network],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        used += [ipaddress.ip_network(subnet) for subnet in configs.split() if "." in subnet]
+    for third in thirds:
+        candidate = ipaddress.ip_network(f"172.30.{third}.0/24")
+        if not any(candidate.overlaps(subnet) for subnet in used):
+            return str(candidate)
+    raise RuntimeError(f"no free subnet among 172.30.{thirds.start}-{thirds.stop - 1}.0/24: {used}")
 
 
 def inventory_hosts(inventory: Path) -> list[str]:

@@ -511,6 +511,61 @@ def test_check_inventory_skips_roles_without_a_spec_and_hosts_outside_their_grou
     assert error.startswith("host 'head': variable 'htcondor_port' does not match the argument spec of role 'htcondor'")
 
 
+# --- the site container registry ----------------------------------------------------------------------
+
+
+def test_registry_default_ports_match_the_role():
+    defaults = _yaml("roles/registry/defaults/main.yml")
+    assert {name: defaults[name] for name in inv.REGISTRY_DEFAULT_PORTS} == inv.REGISTRY_DEFAULT_PORTS
+
+
+@pytest.mark.parametrize(
+    ("values", "clash"),
+    [
+        ({}, None),
+        ({"registry_pull_port": 5001, "registry_push_port": 5000}, None),
+        ({"registry_push_port": 5000}, 5000),
+        ({"registry_pull_port": 5001}, 5001),
+        ({"registry_pull_port": "443", "registry_push_port": 443}, 443),
+    ],
+)
+def test_registry_ports(values, clash):
+    errors = inv.check_registry_ports(values)
+    if clash is None:
+        assert errors == []
+    else:
+        [error] = errors
+        assert error.startswith(f"registry_pull_port and registry_push_port are both {clash}: ")
+
+
+def test_registry_storage():
+    assert inv.check_registry_storage(["reg1"], {}) == []
+    assert inv.check_registry_storage(["reg1", "reg2"], {"reg1": True, "reg2": True}) == []
+    [error] = inv.check_registry_storage(["reg2", "reg1"], {"reg1": True, "reg2": False})
+    assert error.startswith(
+        "group 'registry' has 2 hosts ('reg1', 'reg2') but registry_storage_shared is not true on 'reg2'"
+    )
+
+
+def test_check_inventory_registry(testbed):
+    testbed["groups"]["registry"] = ["services"]
+    testbed["role_hosts"]["registry"] = ["registry"]
+    testbed["argument_specs"]["registry"] = _yaml("roles/registry/meta/argument_specs.yml")
+    assert inv.check_inventory(**testbed) == []
+    testbed["hostvars"]["services"]["registry_push_port"] = 5000
+    testbed["groups"]["registry"].append("head")
+    testbed["hostvars"]["head"]["registry_storage_shared"] = "yes"  # converted as the role would
+    assert inv.check_inventory(**testbed) == [
+        "host 'services': registry_pull_port and registry_push_port are both 5000: the anonymous, read-only pull "
+        "endpoint and the authenticated push endpoint are separate servers and need ports of their own; set one of "
+        "them to another port (defaults 5000 and 5001)",
+        "group 'registry' has 2 hosts ('head', 'services') but registry_storage_shared is not true on 'services': "
+        "every registry host must serve the same images from one storage directory; put registry_storage_dir on a "
+        "file system all registry hosts share and set registry_storage_shared: true in group_vars/registry.yml, or "
+        "keep exactly one host in group 'registry' in hosts.yml",
+    ]
+
+
 def test_module_documentation_renders():
     result = subprocess.run(
         [Path(sys.executable).parent / "ansible-doc", "-M", str(REPO / "library"), "af_inventory_check"],
