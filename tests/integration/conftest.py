@@ -64,8 +64,9 @@ def facility(tmp_path_factory):
         name = inventory.name
         yield Facility(inventory, name, None, {}, None)
         return
+    subnet = free_subnet(range(200, 240))
     inventory = make_inventory(
-        tmp_path_factory.mktemp("facility"), NAME, free_subnet(range(200, 240)), execute_nodes=2, drop_hosts=("xcache1",)
+        tmp_path_factory.mktemp("facility"), NAME, subnet, execute_nodes=2, drop_hosts=("xcache1",)
     )
     try:
         up = run_playbook("playbooks/testbed.yml", inventory)
