@@ -58,12 +58,14 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff
 	ruff format --check .
 
 test-unit: venv ## Unit tests and inventory validation (no containers)
+	mkdir -p $(PYTEST_BASETEMP)
 	pytest tests/unit tests/inventory --basetemp=$(PYTEST_BASETEMP)/unit $(PYTEST_ARGS)
 
 test-molecule: venv image ## Molecule scenarios (converge, idempotence, verify)
 	for scenario in $$(ls molecule); do molecule test -s $$scenario; done
 
 test-integration: venv image ## Site-level tests on a throwaway testbed
+	mkdir -p $(PYTEST_BASETEMP)
 	pytest tests/integration --basetemp=$(PYTEST_BASETEMP)/integration --durations=0 $(PYTEST_ARGS)
 
 test: lint test-unit test-molecule test-integration ## The whole suite (CI runs this)
