@@ -70,15 +70,13 @@ def test_second_converge_changes_nothing(site):
 
 
 @pytest.mark.testbed
-def test_check_mode_with_diff_reports_nothing_to_do_on_a_converged_site(site):
-    inventory, *_ = site
-    check = run_playbook("site.yml", inventory, "--check", "--diff")
-    assert check.rc == 0, check.output[-5000:]
-    assert check.total_changed() == 0, {host: n for host, n in check.changed.items() if n}
+def test_a_dry_run_of_the_converged_site_previews_one_nodes_new_knob_and_nothing_else(site):
+    """--check --diff on the whole converged site, with a new journald knob in exec1's host_vars.
 
-
-@pytest.mark.testbed
-def test_a_changed_knob_is_previewed_then_restarts_only_its_own_service(site):
+    Every other node must report nothing to do (check mode predicts a converged site correctly),
+    exec1 exactly the knob's file and its handler; then the knob is applied to exec1 alone and
+    restarts only journald.
+    """
     inventory, *_ = site
     journald = {
         "Storage": "persistent",
@@ -88,24 +86,31 @@ def test_a_changed_knob_is_previewed_then_restarts_only_its_own_service(site):
         "RateLimitIntervalSec": "30s",
         "RateLimitBurst": 10000,
     }
-    knob = ["-e", yaml.safe_dump({"baseline_journald": journald}, default_flow_style=True).strip()]
+    host_vars = inventory / "host_vars" / "exec1.yml"
+    host_vars.parent.mkdir(exist_ok=True)
     container = f"{NAME}-exec1"
     chrony_since = docker_exec(container, "systemctl show -p ActiveEnterTimestampMonotonic chrony").stdout
+    try:
+        host_vars.write_text(yaml.safe_dump({"baseline_journald": journald}))
+        preview = run_playbook("site.yml", inventory, "--check", "--diff")
+        assert preview.rc == 0, preview.output[-5000:]
+        assert {host: n for host, n in preview.changed.items() if n and host != "exec1"} == {}, preview.changed
+        changed = preview.changed_tasks("exec1")
+        assert [name.split(" : ")[-1] for name in changed] == ["Limit the journal", "Restart journald"], changed
+        assert "-SystemMaxUse=1G" in preview.output and "+SystemMaxUse=2G" in preview.output
+        on_node = docker_exec(container, "cat /etc/systemd/journald.conf.d/60-af.conf").stdout
+        assert "SystemMaxUse=1G" in on_node, "check mode must not change the node"
 
-    preview = run_playbook("site.yml", inventory, "--check", "--diff", "--limit", "exec1", *knob)
-    assert preview.rc == 0, preview.output[-5000:]
-    assert "-SystemMaxUse=1G" in preview.output and "+SystemMaxUse=2G" in preview.output
-    on_node = docker_exec(container, "cat /etc/systemd/journald.conf.d/60-af.conf").stdout
-    assert "SystemMaxUse=1G" in on_node, "check mode must not change the node"
-
-    applied = run_playbook("site.yml", inventory, "--limit", "exec1", *knob)
-    assert applied.rc == 0, applied.output[-5000:]
-    handlers = [line for line in applied.output.splitlines() if line.startswith("RUNNING HANDLER")]
-    assert len(handlers) == 1 and "Restart journald" in handlers[0], handlers
-    assert docker_exec(container, "systemctl show -p ActiveEnterTimestampMonotonic chrony").stdout == chrony_since
-
-    restored = run_playbook("site.yml", inventory, "--limit", "exec1")
-    assert restored.rc == 0 and restored.changed["exec1"] > 0
+        applied = run_playbook("site.yml", inventory, "--limit", "exec1")
+        assert applied.rc == 0, applied.output[-5000:]
+        handlers = [line for line in applied.output.splitlines() if line.startswith("RUNNING HANDLER")]
+        assert len(handlers) == 1 and "Restart journald" in handlers[0], handlers
+        assert docker_exec(container, "systemctl show -p ActiveEnterTimestampMonotonic chrony").stdout == chrony_since
+        assert "SystemMaxUse=2G" in docker_exec(container, "cat /etc/systemd/journald.conf.d/60-af.conf").stdout
+    finally:
+        host_vars.unlink(missing_ok=True)
+        restored = run_playbook("playbooks/baseline.yml", inventory, "--limit", "exec1")
+    assert restored.rc == 0 and restored.changed["exec1"] > 0, restored.output[-3000:]
 
 
 def test_a_bad_inventory_stops_site_yml_before_any_node_is_touched(tmp_path):

@@ -108,6 +108,21 @@ class Run:
     def total_changed(self) -> int:
         return sum(self.changed.values())
 
+    def changed_tasks(self, host: str) -> list[str]:
+        """Names of the tasks and handlers that reported "changed" on host, in run order."""
+        names: list[str] = []
+        current = ""
+        for line in self.output.splitlines():
+            header = TASK_HEADER.match(line)
+            if header:
+                current = header["name"]
+            elif line.startswith(f"changed: [{host}]") and (not names or names[-1] != current):
+                names.append(current)
+        return names
+
+
+TASK_HEADER = re.compile(r"^(?:TASK|RUNNING HANDLER) \[(?P<name>.*)\] \*+$")
+
 
 def parse_recap(output: str) -> dict[str, dict[str, int]]:
     recap_start = output.rfind("PLAY RECAP")
