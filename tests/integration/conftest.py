@@ -16,7 +16,8 @@ import pytest
 
 from tests.support.testbed import Run, docker_exec, free_subnet, make_inventory, run_playbook
 
-NAME = "afci"
+# Unique per run: two runs on one Docker engine (a developer's and CI's) must never share nodes.
+NAME = f"afci{os.getpid()}"
 DOMAIN = "af.test"
 
 

@@ -7,20 +7,18 @@ import yaml
 
 from tests.support.testbed import docker_exec, make_inventory, run_playbook
 
-NAME = "afci"
-
 
 @pytest.fixture(scope="module")
 def site(facility):
     """The shared facility testbed (conftest.py): dry-run on new nodes first, then converged once."""
     if facility.first is None:
         pytest.skip("reusing a converged testbed (AF_TEST_FACILITY_INVENTORY): no first converge to inspect")
-    return facility.inventory, facility.first, facility.dry_run, facility.after_dry_run
+    return facility.inventory, facility.first, facility.dry_run, facility.after_dry_run, facility
 
 
 @pytest.mark.testbed
 def test_a_dry_run_on_new_nodes_reports_the_work_and_does_none_of_it(site):
-    _, _, dry_run, after = site
+    _, _, dry_run, after, _ = site
     assert dry_run.rc == 0, dry_run.output[-5000:]
     assert all(changed > 0 for changed in dry_run.changed.values()), dry_run.changed
     # The dry run names the work: e.g. the facility user it would create on each node.
@@ -30,7 +28,7 @@ def test_a_dry_run_on_new_nodes_reports_the_work_and_does_none_of_it(site):
 
 @pytest.mark.testbed
 def test_first_converge_succeeds_on_every_node(site):
-    _, first, _, _ = site
+    _, first, _, _, _ = site
     assert first.rc == 0, first.output[-5000:]
     nodes = {"head", "submit1", "exec1", "exec2", "storage1", "services"}
     assert nodes <= set(first.recap), first.recap
@@ -77,7 +75,7 @@ def test_a_dry_run_of_the_converged_site_previews_one_nodes_new_knob_and_nothing
     exec1 exactly the knob's file and its handler; then the knob is applied to exec1 alone and
     restarts only journald.
     """
-    inventory, *_ = site
+    inventory, *_, facility = site
     journald = {
         "Storage": "persistent",
         "SystemMaxUse": "2G",
@@ -88,7 +86,7 @@ def test_a_dry_run_of_the_converged_site_previews_one_nodes_new_knob_and_nothing
     }
     host_vars = inventory / "host_vars" / "exec1.yml"
     host_vars.parent.mkdir(exist_ok=True)
-    container = f"{NAME}-exec1"
+    container = facility.container("exec1")
     chrony_since = docker_exec(container, "systemctl show -p ActiveEnterTimestampMonotonic chrony").stdout
     try:
         host_vars.write_text(yaml.safe_dump({"baseline_journald": journald}))
@@ -132,8 +130,8 @@ def test_a_bad_inventory_stops_site_yml_before_any_node_is_touched(tmp_path):
 
 @pytest.mark.testbed
 def test_a_certificate_near_expiry_is_reissued_and_then_left_alone(site):
-    inventory, *_ = site
-    container = f"{NAME}-exec1"
+    inventory, *_, facility = site
+    container = facility.container("exec1")
     serial = "openssl x509 -noout -serial -in /etc/af/tls/host.crt"
     before = docker_exec(container, serial).stdout
     # A renewal window longer than the certificate's lifetime makes the current one "near expiry".

@@ -1,13 +1,14 @@
 """playbooks/testbed.yml and testbed_down.yml on a throwaway testbed beside the developer's one.
 
-The throwaway testbed is a copy of inventories/local named "tbtest" (network tbtest-net, a free
-subnet, its own fact cache, one execute node: 5 nodes), so it never touches the "af" demo testbed.
+The throwaway testbed is a copy of inventories/local named "tbtest<pid>" (network tbtest<pid>-net, a
+free subnet, its own fact cache, two nodes: head and exec1), so it never touches the "af" demo testbed.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -24,7 +25,8 @@ from tests.support.testbed import (
     run_playbook,
 )
 
-NAME = "tbtest"
+# Unique per run, like the facility testbed: concurrent runs on one engine never share nodes.
+NAME = f"tbtest{os.getpid()}"
 NETWORK = f"{NAME}-net"
 DOMAIN = "af.test"
 
