@@ -20,9 +20,9 @@ PYTEST_ARGS ?=
 # long integration run could lose its testbed's inventory and secrets mid-way.
 PYTEST_BASETEMP := $(CURDIR)/.cache/pytest
 # make bench BENCHMARKS=htcondor runs one of them.
-BENCHMARKS ?= baseline htcondor xrootd dask
+BENCHMARKS ?= baseline htcondor xrootd dask hub
 
-.PHONY: help demo demo-down image images-lock lint test test-unit test-molecule test-integration bench venv host-deps lock clean
+.PHONY: help demo demo-down image images-lock hub-lock lint test test-unit test-molecule test-integration bench venv host-deps lock clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -84,6 +84,9 @@ lock: ## Re-pin requirements.txt: resolve the direct pins (top block) afresh, fr
 
 images-lock: venv ## Re-lock the facility images' Python environment (images/python-env/*.in)
 	$(BIN)/python images/python-env/wheelhouse.py lock
+
+hub-lock: venv ## Re-lock JupyterHub's environment (roles/jupyterhub/files/hub.in), shared versions as the images'
+	$(BIN)/python images/python-env/wheelhouse.py lock-with roles/jupyterhub/files/hub.in roles/jupyterhub/files/hub.lock
 
 clean: ## Remove the venv and caches (not the site credentials)
 	rm -rf $(VENV) .cache build

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
 
+from tests.support.oidc import ResolvingAdapter
 from tests.support.testbed import Run, docker_exec, free_subnet, make_inventory, run_playbook
 
 # Unique per run: two runs on one Docker engine (a developer's and CI's) must never share nodes.
@@ -84,3 +86,25 @@ def facility(tmp_path_factory):
     finally:
         down = run_playbook("playbooks/testbed_down.yml", inventory)
         assert down.rc == 0, down.output[-3000:]
+
+
+@pytest.fixture(scope="session")
+def web(facility):
+    """A factory of requests sessions that reach the services node by its name from the controller,
+    as a physicist's browser would (TLS verified against the site CA, cookies kept)."""
+    address_format = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
+    address = subprocess.run(
+        ["docker", "inspect", "-f", address_format, facility.container("services")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+    def session() -> requests.Session:
+        new = requests.Session()
+        new.trust_env = False  # REQUESTS_CA_BUNDLE (and proxies) from the environment would override verify
+        new.verify = str(facility.credentials / "site-ca" / "ca.crt")
+        new.mount("https://", ResolvingAdapter({f"services.{DOMAIN}": address}))
+        return new
+
+    return session

@@ -4,12 +4,10 @@ the hub will use (tests/support/oidc.py), users' groups, and refusals."""
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
-import requests
 
-from tests.support.oidc import LoginRefused, ResolvingAdapter, discover, login
+from tests.support.oidc import LoginRefused, discover, login
 
 pytestmark = pytest.mark.testbed
 
@@ -22,29 +20,9 @@ REDIRECT_URI = f"https://{NODE}.{DOMAIN}/hub/oauth_callback"
 
 
 @pytest.fixture(scope="module")
-def provider(facility):
+def provider(web):
     """A factory of sessions that reach the provider from the controller (site CA verified)."""
-    address = subprocess.run(
-        [
-            "docker",
-            "inspect",
-            "-f",
-            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-            facility.container(NODE),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-
-    def session() -> requests.Session:
-        new = requests.Session()
-        new.trust_env = False  # REQUESTS_CA_BUNDLE (and proxies) from the environment would override verify
-        new.verify = str(facility.credentials / "site-ca" / "ca.crt")
-        new.mount("https://", ResolvingAdapter({f"{NODE}.{DOMAIN}": address}))
-        return new
-
-    return session
+    return web
 
 
 def secret(facility, name: str) -> str:

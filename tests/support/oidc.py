@@ -116,6 +116,27 @@ def _location(response: requests.Response) -> str:
     return requests.compat.urljoin(response.url, response.headers["Location"])
 
 
+def authorize(session: requests.Session, issuer: str, authorization_url: str, username: str, password: str) -> str:
+    """Steps 1-4 at the provider for an authorization request a client (the hub) made: log username in,
+    consent to the client's scopes, and return the URL the provider sends the browser back to."""
+    request = parse_qs(urlsplit(authorization_url).query)
+    client_id, scope = request["client_id"][0], request.get("scope", [" ".join(SCOPES)])[0]
+    login_page = _location(session.get(authorization_url, allow_redirects=False, timeout=TIMEOUT))
+    page = session.get(login_page, timeout=TIMEOUT)  # the login form (a static page)
+    page.raise_for_status()
+    callback = parse_qs(urlsplit(login_page).query).get("callback_url", [None])[0]
+    if callback is None:
+        raise ValueError(f"the provider's login page names no callback_url: {login_page}")
+    api = issuer.rsplit("/", 1)[0]  # https://host:port/api
+    answer = session.post(f"{api}/auth/", json={"username": username, "password": password}, timeout=TIMEOUT)
+    if answer.status_code != 200:
+        raise LoginRefused(f"the provider refused {username}'s credentials (HTTP {answer.status_code})")
+    grant = session.put(f"{api}/auth/grant/{client_id}", json={"scope": scope}, timeout=TIMEOUT)
+    if grant.status_code != 200:
+        raise LoginRefused(f"consent for {client_id} refused for {username} (HTTP {grant.status_code})")
+    return _location(session.get(callback + "&g_continue", allow_redirects=False, timeout=TIMEOUT))
+
+
 def login(  # noqa: PLR0917 - the positional signature the hub tests call
     session: requests.Session,
     issuer: str,
@@ -151,22 +172,7 @@ def login(  # noqa: PLR0917 - the positional signature the hub tests call
         "nonce": nonce,
     }
     step = time.monotonic()
-    login_page = _location(
-        session.get(config["authorization_endpoint"] + "?" + urlencode(query), allow_redirects=False, timeout=TIMEOUT)
-    )
-    page = session.get(login_page, timeout=TIMEOUT)  # the login form (a static page)
-    page.raise_for_status()
-    callback = parse_qs(urlsplit(login_page).query).get("callback_url", [None])[0]
-    if callback is None:
-        raise ValueError(f"the provider's login page names no callback_url: {login_page}")
-    api = issuer.rsplit("/", 1)[0]  # https://host:port/api
-    answer = session.post(f"{api}/auth/", json={"username": username, "password": password}, timeout=TIMEOUT)
-    if answer.status_code != 200:
-        raise LoginRefused(f"the provider refused {username}'s credentials (HTTP {answer.status_code})")
-    grant = session.put(f"{api}/auth/grant/{client_id}", json={"scope": " ".join(scopes)}, timeout=TIMEOUT)
-    if grant.status_code != 200:
-        raise LoginRefused(f"consent for {client_id} refused for {username} (HTTP {grant.status_code})")
-    back = _location(session.get(callback + "&g_continue", allow_redirects=False, timeout=TIMEOUT))
+    back = authorize(session, issuer, config["authorization_endpoint"] + "?" + urlencode(query), username, password)
     timings["login"] = time.monotonic() - step
     if not back.startswith(redirect_uri):
         raise LoginRefused(f"the provider sent {username} to {back}, not back to the client")
