@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Write the example notebooks (examples/*.ipynb) from the cell sources below: the notebooks stay
-reviewable as Python, and a change to them is a change to this file. Run: python make_examples.py"""
+reviewable as Python, and a change to them is a change to this file.
+Run: python make_examples.py && ruff format examples/  (the formatter owns the cells' layout)"""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ def setup(*, dask: bool = False, plots: bool = True) -> str:
         third_party.insert(0, "import matplotlib.pyplot as plt")
     if dask:
         third_party += ["from coffea_casa import CoffeaCasaCluster", "from distributed import Client"]
+    if plots:
+        third_party.append("from IPython.display import Image, display")
     return (
         "import json\nimport os\nimport time\n\n"
         + "\n".join(third_party)
@@ -38,6 +41,8 @@ def summary(output, seconds, name):
     histogram.plot1d(ax=axes)
     axes.set_title(f"Dimuon mass: {result['pairs']} pairs, peak at {peak:.1f} GeV")
     figure.savefig(f"results/{name}.png", dpi=80)
+    plt.close(figure)
+    display(Image(filename=f"results/{name}.png"))
     return result"""
 
 NOTEBOOKS = {
@@ -48,7 +53,11 @@ NOTEBOOKS = {
             "token on purpose and reads `/store/public` over XRootD, in this notebook's own process (no Dask "
             "cluster). Run all cells; the histogram is in `results/`.",
         ),
-        ("code", setup() + '\nos.environ.pop("BEARER_TOKEN_FILE", None)  # public data needs no token'),
+        (
+            "code",
+            setup() + '\nos.environ.pop("BEARER_TOKEN_FILE", None)  # public data needs no token\n'
+            'print(f"reading {DATA}//store/public without a token")',
+        ),
         ("code", SUMMARY),
         (
             "code",
@@ -75,6 +84,7 @@ NOTEBOOKS = {
             "code",
             "cluster = CoffeaCasaCluster()\n"
             "client = Client(cluster)\n"
+            'client.upload_file("zpeak.py")  # the workers (now and later ones) import the analysis too\n'
             "cluster.scale(2)\n"
             "client.wait_for_workers(2, timeout=180)\n"
             "sorted(worker['host'] for worker in client.scheduler_info()['workers'].values())",
@@ -106,6 +116,7 @@ NOTEBOOKS = {
             '"treename": "Events"}}\n'
             "cluster = CoffeaCasaCluster()\n"
             "client = Client(cluster)\n"
+            'client.upload_file("zpeak.py")  # the workers (now and later ones) import the analysis too\n'
             "rates = []\n"
             "for workers in WORKERS:\n"
             "    cluster.scale(workers)\n"

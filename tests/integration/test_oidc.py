@@ -16,7 +16,7 @@ DOMAIN = "af.test"
 PORT = 4443
 ISSUER = f"https://{NODE}.{DOMAIN}:{PORT}/api/oidc"
 CLIENT_ID = "jupyterhub"
-REDIRECT_URI = f"https://{NODE}.{DOMAIN}/hub/oauth_callback"
+REDIRECT_URI = f"https://{NODE}.{DOMAIN}:8443/hub/oauth_callback"  # the hub port on the testbed
 
 
 @pytest.fixture(scope="module")

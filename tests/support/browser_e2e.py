@@ -85,6 +85,26 @@ def log_in_at_provider(driver, user: str, password: str, hub: str, timeout: floa
     return submitted
 
 
+def show_notebook(driver, args, out: Path, result: dict) -> None:
+    """Open args.notebook in JupyterLab, bring its rendered histogram into view, take a screenshot."""
+    driver.get(f"{args.hub}/user/{args.user}/lab/tree/{args.notebook}")
+    # The histogram is below the code: JupyterLab renders outputs as they scroll into view.
+    deadline = time.monotonic() + args.timeout
+    while not visible(driver, ".jp-OutputArea-output img"):
+        if time.monotonic() > deadline:
+            raise TimeoutError("no rendered image in the notebook's outputs")
+        with contextlib.suppress(WebDriverException):
+            driver.execute_script(
+                "document.querySelectorAll('.jp-OutputArea-output').forEach(o => o.scrollIntoView());"
+            )
+        time.sleep(1)
+    driver.execute_script("arguments[0].scrollIntoView();", visible(driver, ".jp-OutputArea-output img")[0])
+    time.sleep(1)
+    result["notebook_images"] = len(visible(driver, ".jp-OutputArea-output img"))
+    result["notebook_text"] = "\n".join(e.text for e in visible(driver, ".jp-OutputArea-output"))[-2000:]
+    driver.save_screenshot(str(out / "notebook.png"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hub", required=True)
@@ -103,12 +123,7 @@ def main() -> None:
     driver = browser(Path(args.profile))
     try:
         if args.notebook:
-            driver.get(f"{args.hub}/user/{args.user}/lab/tree/{args.notebook}")
-            WebDriverWait(driver, args.timeout).until(lambda d: visible(d, ".jp-OutputArea-output img"))
-            time.sleep(2)  # let the remaining outputs render
-            result["notebook_images"] = len(visible(driver, ".jp-OutputArea-output img"))
-            result["notebook_text"] = "\n".join(e.text for e in visible(driver, ".jp-OutputArea-output"))[-2000:]
-            driver.save_screenshot(str(out / "notebook.png"))
+            show_notebook(driver, args, out, result)
             return
         password = Path(args.password_file).read_text().strip()
         started = time.monotonic()
