@@ -25,15 +25,12 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.support.testbed import REPO, make_inventory, run_playbook
+from tests.support.testbed import REPO, converged_facility, testbed_name
 
 RESULTS = REPO / "tests" / "benchmarks" / "results"
 NAME = "afbenchdask"
@@ -70,10 +67,6 @@ def notebook(container: str, user: str, command: str, timeout: float = 1800) -> 
         check=False,
         timeout=timeout,
     )
-
-
-def testbed_name(inventory: Path) -> str:
-    return yaml.safe_load((inventory / "group_vars" / "all" / "testbed.yml").read_text())["testbed_name"]
 
 
 def measure(inventory: Path, runs: int) -> dict:
@@ -149,22 +142,8 @@ def main() -> int:
     parser.add_argument("--inventory", type=Path, help="a converged testbed inventory (default: make one)")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    workdir = Path(tempfile.gettempdir()) / NAME
-    inventory = args.inventory
-    converge_s = None
-    if inventory is None:
-        workdir.mkdir(exist_ok=True)
-        inventory = make_inventory(workdir, NAME, SUBNET, execute_nodes=2, drop_hosts=("xcache1",))
-        up = run_playbook("playbooks/testbed.yml", inventory)
-        assert up.rc == 0, up.output[-3000:]
-        site = run_playbook("site.yml", inventory, timeout=3600)
-        assert site.rc == 0, site.output[-5000:]
-        converge_s = round(site.seconds, 1)
-    try:
-        results = measure(inventory.resolve(), args.runs)
-    finally:
-        if args.inventory is None:
-            run_playbook("playbooks/testbed_down.yml", inventory)
+    with converged_facility(args.inventory, NAME, SUBNET) as (inventory, converge_s):
+        results = measure(inventory, args.runs)
     results.update(
         benchmark="dask",
         date=datetime.now(UTC).isoformat(timespec="seconds"),

@@ -24,19 +24,17 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.support.hub import log_in, start_server, stop_server
 from tests.support.oidc import ResolvingAdapter
-from tests.support.testbed import REPO, make_inventory, run_playbook
+from tests.support.testbed import REPO, converged_facility, testbed_name
 
 RESULTS = REPO / "tests" / "benchmarks" / "results"
 NAME = "afbenchhub"
@@ -45,10 +43,6 @@ NODE = "services.af.test"
 HUB = f"https://{NODE}:8443"
 ISSUER = f"https://{NODE}:4443/api/oidc"
 USER = "alice"
-
-
-def testbed_name(inventory: Path) -> str:
-    return yaml.safe_load((inventory / "group_vars" / "all" / "testbed.yml").read_text())["testbed_name"]
 
 
 def measure(inventory: Path, runs: int) -> dict:
@@ -92,22 +86,8 @@ def main() -> int:
     parser.add_argument("--inventory", type=Path, help="a converged testbed inventory (default: make one)")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    inventory = args.inventory
-    converge_s = None
-    if inventory is None:
-        workdir = Path(tempfile.gettempdir()) / NAME
-        workdir.mkdir(exist_ok=True)
-        inventory = make_inventory(workdir, NAME, SUBNET, execute_nodes=2, drop_hosts=("xcache1",))
-        up = run_playbook("playbooks/testbed.yml", inventory)
-        assert up.rc == 0, up.output[-3000:]
-        site = run_playbook("site.yml", inventory, timeout=3600)
-        assert site.rc == 0, site.output[-5000:]
-        converge_s = round(site.seconds, 1)
-    try:
-        results = measure(inventory.resolve(), args.runs)
-    finally:
-        if args.inventory is None:
-            run_playbook("playbooks/testbed_down.yml", inventory)
+    with converged_facility(args.inventory, NAME, SUBNET) as (inventory, converge_s):
+        results = measure(inventory, args.runs)
     for key in ("login_s", "spawn_s", "total_s"):
         results[f"median_{key}"] = round(statistics.median(sample[key] for sample in results["samples"]), 2)
     results.update(

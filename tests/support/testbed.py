@@ -12,7 +12,10 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -167,3 +170,29 @@ def docker_exec(container: str, command: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["docker", "exec", container, "sh", "-c", command], capture_output=True, text=True, check=False
     )
+
+
+def testbed_name(inventory: Path) -> str:
+    """The testbed_name of a (generated or local) testbed inventory."""
+    return yaml.safe_load((inventory / "group_vars" / "all" / "testbed.yml").read_text())["testbed_name"]
+
+
+@contextmanager
+def converged_facility(inventory: Path | None, name: str, subnet: str) -> Iterator[tuple[Path, float | None]]:
+    """For benchmarks: the given converged testbed inventory, or a new six-node facility testbed
+    (head, submit1, exec1, exec2, storage1, services) converged with site.yml and torn down afterwards.
+    Yields (inventory, seconds the site converge took, or None for a given inventory)."""
+    if inventory is not None:
+        yield inventory.resolve(), None
+        return
+    workdir = Path(tempfile.gettempdir()) / name
+    workdir.mkdir(exist_ok=True)
+    inventory = make_inventory(workdir, name, subnet, execute_nodes=2, drop_hosts=("xcache1",))
+    try:
+        up = run_playbook("playbooks/testbed.yml", inventory)
+        assert up.rc == 0, up.output[-3000:]
+        site = run_playbook("site.yml", inventory, timeout=3600)
+        assert site.rc == 0, site.output[-5000:]
+        yield inventory.resolve(), round(site.seconds, 1)
+    finally:
+        run_playbook("playbooks/testbed_down.yml", inventory)
