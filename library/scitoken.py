@@ -20,6 +20,13 @@ description:
     expires. Otherwise a new token is minted and written atomically (a temporary file created with umask
     C(077) in the same directory, then renamed); a missing parent directory is created with mode C(0700).
     The owner, group and mode of O(dest) are enforced in both cases.
+  - With O(queue_horizon), O(dest) holds a queue instead, one token a line, token k valid from C(iat) + k *
+    O(queue_interval) for O(lifetime) seconds, enough tokens to cover O(queue_horizon) seconds. Consumers refuse
+    a token before its C(nbf), so a node that holds the queue (root only) can install each token when its turn
+    comes, without the signing key (the C(af-token-refresh) timer of role C(user_credentials) does). The queue is
+    kept while every token verifies and matches the request, their times follow O(lifetime) and
+    O(queue_interval), one is valid now, and the last expires in no less than O(renew_before) and no more than
+    O(queue_horizon) seconds; otherwise a whole new queue is minted.
   - Runs wherever the private key is, typically on the controller (C(delegate_to) C(localhost)). To place
     the token on other hosts, use O(return_token) and a C(copy) task, both with C(no_log) set.
   - The token and the key never appear in messages, warnings or the diff (which lists claims only).
@@ -68,6 +75,19 @@ options:
     description:
       - Re-mint the token when less than this many seconds remain before it expires.
       - Defaults to a quarter of O(lifetime). Must be less than O(lifetime).
+      - For a queue (O(queue_horizon)), re-mint the queue when its last token expires in less than this many
+        seconds; defaults to a quarter of O(queue_horizon), must be less than O(queue_horizon).
+    type: int
+  queue_horizon:
+    description:
+      - Keep a queue of tokens in O(dest) covering this many seconds from now, instead of one token.
+      - 0 (the default) means one token. Otherwise at least O(lifetime); needs O(dest).
+    type: int
+    default: 0
+  queue_interval:
+    description:
+      - Seconds between the C(nbf) of successive tokens of a queue. Defaults to half of O(lifetime).
+      - At most O(lifetime), so that the tokens overlap and no moment is left uncovered.
     type: int
   key_file:
     description:
@@ -135,6 +155,7 @@ attributes:
     details: The diff lists the claims (kid, iss, sub, aud, scope, wlcg.ver, extra claims, iat, exp) of the old
       and the new token; never the token or its signature.
 notes:
+  - A queue's tokens share C(iat) (the moment they were signed); each has its own C(jti).
   - Publish the public key of the signing key (the issuer's JWK Set) separately; C(module_utils/af_jwt.py)
     has C(public_jwk) and C(jwks) for that.
   - A token signed by another key (for example after a key rotation) is re-minted, even when the C(kid) is
@@ -249,8 +270,13 @@ reminted_reason:
 token:
   description:
     - The token (a compact JWT). Not returned in check mode when O(dest) would be re-minted.
+    - For a queue (O(queue_horizon)), the queue file's text (one token a line).
   returned: when O(return_token=true)
   type: str
+queue_length:
+  description: How many tokens the queue holds after the task (0 when O(queue_horizon) is 0).
+  returned: always
+  type: int
 """
 
 import os  # noqa: E402
@@ -261,12 +287,17 @@ from ansible.module_utils.af_jwt import (  # noqa: E402
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
     JWTError,
+    decode_unverified,
     iso_time,
     issuer_error,
     load_private_key,
     mint,
     new_claims,
+    queue_claims,
+    queue_state,
+    queue_text,
     request_claims,
+    split_queue,
     token_diff,
     token_state,
     validate_scopes,
@@ -292,6 +323,8 @@ ARGUMENT_SPEC = {
     "mode": {"type": "raw", "default": "0600"},
     "return_token": {"type": "bool", "default": False},
     "force": {"type": "bool", "default": False},
+    "queue_horizon": {"type": "int", "default": 0},
+    "queue_interval": {"type": "int"},
 }
 MODULE_OPTIONS = {
     "mutually_exclusive": [["key_file", "key_content"]],
@@ -312,8 +345,11 @@ def check_params(module: AnsibleModule) -> list[str]:
     if not params["audience"] or not all(params["audience"]):
         errors.append("audience must list at least one audience, none of them empty")
     errors += validate_scopes(params["scopes"])
+    horizon = params["queue_horizon"]
     if params["lifetime"] <= 0:
         errors.append("lifetime must be a positive number of seconds")
+    elif horizon:
+        errors += queue_errors(params)
     elif not 0 <= params["renew_before"] < params["lifetime"]:
         errors.append(
             f"renew_before must be at least 0 and less than lifetime ({params['lifetime']}), "
@@ -321,6 +357,23 @@ def check_params(module: AnsibleModule) -> list[str]:
         )
     if params["dest"] is None and not params["return_token"]:
         errors.append("nothing to do: give dest, or set return_token (or both)")
+    return errors
+
+
+def queue_errors(params: dict) -> list[str]:
+    """Validation errors of the queue options (lifetime is positive)."""
+    errors = []
+    lifetime, horizon, interval = params["lifetime"], params["queue_horizon"], params["queue_interval"]
+    if horizon < lifetime:
+        errors.append(f"queue_horizon must be 0 or at least lifetime ({lifetime}), got {horizon}")
+    if not 0 < interval <= lifetime:
+        errors.append(f"queue_interval must be positive and at most lifetime ({lifetime}), got {interval}")
+    if not 0 <= params["renew_before"] < horizon:
+        errors.append(
+            f"renew_before must be at least 0 and less than queue_horizon ({horizon}), got {params['renew_before']}"
+        )
+    if params["dest"] is None:
+        errors.append("a queue (queue_horizon) needs dest")
     return errors
 
 
@@ -368,7 +421,10 @@ def run(module: AnsibleModule) -> dict:
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=str(CRYPTOGRAPHY_IMPORT_ERROR), **result)
     if params["renew_before"] is None:
-        params["renew_before"] = params["lifetime"] // 4
+        params["renew_before"] = (params["queue_horizon"] or params["lifetime"]) // 4
+    if params["queue_interval"] is None:
+        params["queue_interval"] = max(params["lifetime"] // 2, 1)
+    result["queue_length"] = 0
     errors = check_params(module)
     if errors:
         module.fail_json(msg="; ".join(errors), **result)
@@ -393,6 +449,8 @@ def run(module: AnsibleModule) -> dict:
         return result
 
     existing = read_existing(module, dest)
+    if params["queue_horizon"]:
+        return run_queue(module, result, request=request, key=key, existing=existing, now=now)
     _header, payload, reason = token_state(
         existing,
         key,
@@ -421,6 +479,53 @@ def run(module: AnsibleModule) -> dict:
         module.set_fs_attributes_if_different(file_args, True)
         if params["return_token"]:
             result["token"] = token
+    return result
+
+
+def run_queue(module: AnsibleModule, result: dict, *, request: dict, key, existing: str | None, now: float) -> dict:
+    """run() for a queue of tokens in dest (queue_horizon)."""
+    params = module.params
+    dest, kid, lifetime = params["dest"], params["key_id"], params["lifetime"]
+    times = {"lifetime": lifetime, "interval": params["queue_interval"], "horizon": params["queue_horizon"]}
+    payloads, reason = queue_state(
+        existing,
+        key,
+        kid=kid,
+        request=request,
+        renew_before=params["renew_before"],
+        force=params["force"],
+        now=now,
+        **times,
+    )
+    file_args = module.load_file_common_arguments(params, path=dest)
+    if not reason:
+        result.update(claims=payloads[0], expires_at=iso_time(payloads[-1]["exp"]), queue_length=len(payloads))
+        result["changed"] = module.set_fs_attributes_if_different(file_args, False)
+        if params["return_token"]:
+            result["token"] = "\n".join(split_queue(existing)) + "\n"
+        return result
+
+    new = queue_claims(request, now=now, **times)
+    header = {"alg": "ES256", "typ": "JWT", "kid": kid}
+    result.update(
+        changed=True, claims=new[0], expires_at=iso_time(new[-1]["exp"]), queue_length=len(new), reminted_reason=reason
+    )
+    if module._diff:
+        old_header = None
+        if payloads:
+            old_header = {"kid": decode_unverified(split_queue(existing)[0])[0].get("kid")}
+        result["diff"] = {
+            "before": queue_text(old_header, payloads) if payloads else ("" if existing is None else "(replaced)\n"),
+            "after": queue_text(header, new),
+            "before_header": dest,
+            "after_header": dest,
+        }
+    if not module.check_mode:
+        text = "\n".join(mint(key, kid, claims) for claims in new)
+        write_token(module, dest, text)  # one token a line, with a final newline
+        module.set_fs_attributes_if_different(file_args, True)
+        if params["return_token"]:
+            result["token"] = text + "\n"
     return result
 
 

@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from itertools import pairwise
 from urllib.parse import urlsplit
 
 try:
@@ -486,6 +487,110 @@ def token_state(
         payload, lifetime=lifetime, renew_before=renew_before, now=now
     )
     return header, payload, reason or ""
+
+
+# --- Queues of tokens valid one after the other ------------------------------------------------------------
+
+
+def queue_length(*, lifetime: int, interval: int, horizon: int) -> int:
+    """How many tokens, valid from now + k * interval for lifetime each, cover now .. now + horizon."""
+    if horizon <= lifetime:
+        return 1
+    return 1 + -(-(horizon - lifetime) // interval)  # ceiling division
+
+
+def queue_claims(request: Mapping, *, lifetime: int, interval: int, horizon: int, now: float) -> list[dict]:
+    """The payloads of a queue minted now: token k has nbf = now + k * interval and exp = nbf + lifetime.
+
+    All have iat = now (when they were signed). Consumers refuse a token before its nbf, so a queued token
+    that leaks early is of no use until its turn; each is meant to be installed when its turn comes.
+    """
+    iat = int(now)
+    payloads = []
+    for index in range(queue_length(lifetime=lifetime, interval=interval, horizon=horizon)):
+        claims = new_claims(request, lifetime=lifetime, now=iat + index * interval)
+        claims["iat"] = iat
+        payloads.append(claims)
+    return payloads
+
+
+def split_queue(text: str) -> list[str]:
+    """The tokens of a queue file: one compact JWT a line; blank lines and # comments are skipped."""
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def queue_state(
+    existing: str | None,
+    public_key: object,
+    *,
+    kid: str,
+    request: Mapping,
+    lifetime: int,
+    interval: int,
+    horizon: int,
+    renew_before: int,
+    force: bool = False,
+    now: float | None = None,
+) -> tuple[list[dict], str]:
+    """(payloads, reason to re-mint or "" to keep) of an existing queue file's text (None: no file).
+
+    A queue is kept when every token verifies and matches the request (token_state's reasons, "lifetime
+    differs" when exp - nbf is not lifetime), the nbf's follow each other by interval ("interval differs"),
+    a token is valid now ("not yet valid" / "expired"), the last one expires no earlier than renew_before
+    from now ("expires soon") and no later than horizon from now ("horizon differs").
+    """
+    now = time.time() if now is None else now
+    tokens = split_queue(existing) if existing is not None else []
+    if not tokens or force:
+        return [], "forced" if tokens else ("missing" if existing is None else "empty")
+    payloads = []
+    for token in tokens:
+        _header, payload, reason = token_state(
+            token, public_key, kid=kid, request=request, lifetime=lifetime, renew_before=0, now=now
+        )
+        # A queue holds expired and future tokens by design: only the other reasons count per token.
+        if reason and reason not in ("expired", "not yet valid", "lifetime differs"):
+            return [], reason
+        nbf, exp = _number(payload.get("nbf")), _number(payload.get("exp"))
+        if nbf is None or exp is None:
+            return [], "expiry missing"
+        payloads.append(payload)
+    return payloads, _queue_times_reason(
+        [(p["nbf"], p["exp"]) for p in payloads],
+        lifetime=lifetime,
+        interval=interval,
+        horizon=horizon,
+        renew_before=renew_before,
+        now=now,
+    )
+
+
+def _queue_times_reason(
+    windows: list, *, lifetime: int, interval: int, horizon: int, renew_before: int, now: float
+) -> str:
+    """queue_state's reasons that concern the (nbf, exp) windows of the tokens ("" when they suit)."""
+    starts = [nbf for nbf, _exp in windows]
+    last_exp = windows[-1][1]
+    checks = (
+        (all(abs(exp - nbf - lifetime) <= CLOCK_SLACK for nbf, exp in windows), "lifetime differs"),
+        (
+            all(abs(b - a - interval) <= CLOCK_SLACK for a, b in pairwise(starts)),
+            "interval differs",
+        ),
+        (starts[0] <= now + CLOCK_SLACK, "not yet valid"),
+        (last_exp > now, "expired"),
+        (last_exp - now >= renew_before, "expires soon"),
+        (last_exp - now <= horizon + CLOCK_SLACK, "horizon differs"),
+    )
+    return next((reason for suits, reason in checks if not suits), "")
+
+
+def queue_text(header: Mapping | None, payloads: list[dict]) -> str:
+    """The diff text of a queue: the first token's claims_text, then how many tokens and until when."""
+    if not payloads:
+        return ""
+    until = iso_time(payloads[-1].get("exp"))
+    return claims_text(header, payloads[0]) + f"tokens: {len(payloads)}, the last valid until {until}\n"
 
 
 # --- Reporting ---------------------------------------------------------------------------------------------

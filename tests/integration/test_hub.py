@@ -10,6 +10,7 @@ workers start as HTCondor jobs and read through XRootD with her token.
 
 from __future__ import annotations
 
+import base64
 import json
 import shlex
 import time
@@ -19,6 +20,7 @@ import pytest
 
 from tests.support.hub import hub_api, log_in, start_server, stop_server
 from tests.support.oidc import LoginRefused
+from tests.support.testbed import run_playbook
 
 pytestmark = pytest.mark.testbed
 
@@ -190,3 +192,53 @@ def test_alice_cannot_remove_bobs_job(facility, alice):
         assert owner == "bob", "bob's job must still be in the queue"
     finally:
         facility.exec(NODE, f"af-notebook bob condor_rm {job}")
+
+
+def token_claims(facility, user: str) -> dict:
+    """The claims of the data token that user's running server sees (unverified: what a client sends)."""
+    text = in_server(facility, user, "cat /etc/af/credentials/data.token").stdout.strip()
+    body = text.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+
+
+def converge_credentials(facility, **role_vars):
+    """Converge role user_credentials on the hub node for alice alone, with these role variables."""
+    extra = json.dumps({"user_credentials_users": ["alice"], **role_vars})
+    return run_playbook("playbooks/user_credentials.yml", facility.inventory, "--limit", NODE, "-e", extra)
+
+
+def test_alices_data_token_is_refreshed_in_her_running_server_without_a_converge(facility, alice):
+    # Short windows so that the test sees turns come: a token every 20 s, each valid 60 s; the timer every 5 s.
+    short = {
+        "user_credentials_data_token_lifetime": 60,
+        "user_credentials_data_token_interval": 20,
+        "user_credentials_data_token_horizon": 240,
+        "user_credentials_data_token_renew_before": 60,
+        "user_credentials_token_refresh_period": 5,
+    }
+    try:
+        converged = converge_credentials(facility, **short)
+        assert converged.rc == 0, converged.output[-3000:]
+        first = token_claims(facility, "alice")
+        assert first["exp"] - first["nbf"] == 60
+        # From here on no converge runs: the node's timer installs the next token of the queue.
+        deadline = time.monotonic() + 60
+        while (current := token_claims(facility, "alice"))["jti"] == first["jti"] and time.monotonic() < deadline:
+            time.sleep(2)
+        assert current["jti"] != first["jti"], "the token was not refreshed within 60 s"
+        assert current["nbf"] > first["nbf"] and current["exp"] > first["exp"]
+        assert (current["sub"], current["scope"]) == (first["sub"], first["scope"])
+        # The refreshed token is the one her session uses, and the storage accepts it.
+        read = in_server(
+            facility,
+            "alice",
+            "xrdcp -f $AF_XROOTD_URL//store/user/alice/refreshed /dev/null 2>&1;"
+            "echo refreshed > /tmp/r && xrdcp -f /tmp/r $AF_XROOTD_URL//store/user/alice/refreshed",
+        )
+        assert read.returncode == 0, read.stdout + read.stderr
+        log = facility.exec(NODE, "journalctl -u af-token-refresh --since -3min --no-pager").stdout
+        assert f"alice: installed {current['jti']}" in log
+    finally:
+        restored = converge_credentials(facility)
+        assert restored.rc == 0, restored.output[-3000:]
+    assert token_claims(facility, "alice")["exp"] - token_claims(facility, "alice")["nbf"] == 86400

@@ -754,3 +754,92 @@ def test_module_documentation_renders(tmp_path):
     )
     assert proc.returncode == 0 and "ERROR" not in proc.stderr, proc.stderr
     assert "scitoken" in proc.stdout and "renew_before" in proc.stdout and "RETURN VALUES" in proc.stdout
+
+
+# --- Queues of tokens (queue_horizon) -------------------------------------------------------------------------------
+
+DAY = 24 * HOUR
+
+
+def queue_tokens(path: Path) -> list[str]:
+    text = path.read_text()
+    assert text.endswith("\n") and not text.endswith("\n\n")
+    return text.splitlines()
+
+
+def test_queue_claims_overlap_and_cover_the_horizon():
+    req = request()
+    payloads = jwt.queue_claims(req, lifetime=DAY, interval=DAY // 2, horizon=7 * DAY, now=NOW)
+    assert len(payloads) == 13 == jwt.queue_length(lifetime=DAY, interval=DAY // 2, horizon=7 * DAY)
+    assert [p["nbf"] - NOW for p in payloads] == [k * DAY // 2 for k in range(13)]
+    assert all(p["exp"] - p["nbf"] == DAY and p["iat"] == NOW for p in payloads)
+    assert payloads[-1]["exp"] == NOW + 7 * DAY
+    assert len({p["jti"] for p in payloads}) == 13
+    assert jwt.queue_length(lifetime=DAY, interval=DAY, horizon=DAY) == 1
+    assert jwt.queue_length(lifetime=60, interval=20, horizon=130) == 5  # the last one reaches past the horizon
+
+
+def test_module_keeps_a_queue_until_it_runs_short(token_module, key, monkeypatch):
+    args = {"lifetime": DAY, "queue_interval": DAY // 2, "queue_horizon": 7 * DAY, "renew_before": 2 * DAY}
+    failed, first = token_module(return_token=True, **args)
+    assert not failed and first["changed"] and first["reminted_reason"] == "missing"
+    assert first["queue_length"] == 13
+    tokens = queue_tokens(token_module.dest)
+    assert first["token"] == "\n".join(tokens) + "\n"
+    assert all(jwt.verify(token, key.public_key()) for token in tokens)
+    assert stat.S_IMODE(token_module.dest.stat().st_mode) == 0o600
+
+    failed, again = token_module(return_token=True, **args)
+    assert not failed and not again["changed"] and again["token"] == first["token"]
+
+    # Four days later the queue still covers three: kept. Six days later, one: signed afresh.
+    started = time.time()
+    monkeypatch.setattr(time, "time", lambda: started + 4 * DAY)
+    assert not token_module(**args)[1]["changed"]
+    monkeypatch.setattr(time, "time", lambda: started + 6 * DAY)
+    failed, renewed = token_module(**args)
+    assert renewed["changed"] and renewed["reminted_reason"] == "expires soon"
+    assert queue_tokens(token_module.dest)[0] not in tokens
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"queue_interval": DAY // 4}, "interval differs"),
+        ({"lifetime": 2 * DAY, "queue_interval": DAY}, "lifetime differs"),
+        ({"queue_horizon": 3 * DAY, "renew_before": DAY}, "horizon differs"),
+        ({"scopes": ["storage.read:/store/data"]}, "scopes differ"),
+        ({"key_id": "k2"}, "key id differs"),
+        ({"force": True}, "forced"),
+    ],
+)
+def test_module_signs_a_new_queue_when_the_request_changes(token_module, change, reason):
+    args = {"lifetime": DAY, "queue_interval": DAY // 2, "queue_horizon": 7 * DAY, "renew_before": 2 * DAY}
+    token_module(**args)
+    failed, result = token_module(**{**args, **change})
+    assert not failed and result["changed"] and result["reminted_reason"] == reason
+
+
+def test_module_queue_check_mode_and_diff_show_no_token(token_module):
+    args = {"lifetime": 60, "queue_interval": 20, "queue_horizon": 120}
+    failed, result, printed = token_module(check=True, diff=True, return_token=True, output=True, **args)
+    assert not failed and result["changed"] and not token_module.dest.exists() and "token" not in result
+    assert "tokens: 4, the last valid until" in result["diff"]["after"]
+    failed, result, printed = token_module(diff=True, output=True, **args)
+    tokens = queue_tokens(token_module.dest)
+    assert len(tokens) == 4 and not any(token in printed for token in tokens)
+    assert not any(part in printed for token in tokens for part in token.split(".")[1:])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"lifetime": 60, "queue_horizon": 30}, "queue_horizon must be 0 or at least lifetime (60), got 30"),
+        ({"lifetime": 60, "queue_horizon": 600, "queue_interval": 61}, "queue_interval must be positive and at most"),
+        ({"lifetime": 60, "queue_horizon": 600, "renew_before": 600}, "renew_before must be at least 0 and less"),
+        ({"lifetime": 60, "queue_horizon": 600, "dest": None, "return_token": True}, "queue_horizon) needs dest"),
+    ],
+)
+def test_module_refuses_a_queue_with_gaps_or_without_dest(token_module, args, message):
+    failed, result = token_module(**args)
+    assert failed and message in result["msg"]
