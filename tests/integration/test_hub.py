@@ -241,4 +241,5 @@ def test_alices_data_token_is_refreshed_in_her_running_server_without_a_converge
     finally:
         restored = converge_credentials(facility)
         assert restored.rc == 0, restored.output[-3000:]
-    assert token_claims(facility, "alice")["exp"] - token_claims(facility, "alice")["nbf"] == 86400
+    restored_claims = token_claims(facility, "alice")
+    assert restored_claims["exp"] - restored_claims["nbf"] == 86400
