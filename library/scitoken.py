@@ -12,7 +12,8 @@ description:
     XRootD and HTCondor) for O(subject), signed with an EC P-256 private key (algorithm C(ES256)), and writes
     it to O(dest) and/or returns it.
   - The token carries the claims C(iss) (O(issuer)), C(sub), C(aud), C(scope) (space-separated, omitted
-    when O(scopes) is empty), C(wlcg.ver), C(iat), C(nbf) (= C(iat)), C(exp) (C(iat) + O(lifetime)), C(jti)
+    when O(scopes) is empty), C(wlcg.ver), C(iat) (O(backdate) seconds ago), C(nbf) (= C(iat)), C(exp)
+    (C(iat) + O(lifetime)), C(jti)
     (a random UUID) and O(extra_claims); its header has C(alg=ES256), C(typ=JWT) and C(kid) (O(key_id)).
   - An existing token in O(dest) is kept (C(changed=false)) when its signature verifies with the public key
     of the given private key and its C(kid), C(iss), C(sub), C(aud) (as a set), C(scope) (as a set),
@@ -87,8 +88,17 @@ options:
   queue_interval:
     description:
       - Seconds between the C(nbf) of successive tokens of a queue. Defaults to half of O(lifetime).
-      - At most O(lifetime), so that the tokens overlap and no moment is left uncovered.
+      - At most O(lifetime) - O(backdate), so that successive tokens overlap by at least the clock skew allowed
+        for and no moment is left uncovered.
     type: int
+  backdate:
+    description:
+      - Seconds by which C(iat) and C(nbf) of a new token lie in the past. Consumers such as XRootD and HTCondor
+        allow no clock skew on C(iat)/C(nbf), so a token minted with the signer's clock a second ahead of a
+        consumer's would be refused at first; backdating absorbs that. C(exp) is C(iat) + O(lifetime).
+      - At least 0 and less than O(lifetime).
+    type: int
+    default: 30
   key_file:
     description:
       - PEM file of the unencrypted EC P-256 (prime256v1) private key, read on the host that runs the module.
@@ -164,8 +174,9 @@ seealso:
   - name: WLCG Common JWT Profiles
     description: The token profile (claims and scopes) this module follows.
     link: https://zenodo.org/records/3460258
-  - module: condor_token
-    description: HTCondor IDTOKENS for daemons and users.
+  - name: HTCondor SciTokens authentication
+    description: The pool accepts compute tokens (C(compute.*) scopes) minted by this module (role C(htcondor)).
+    link: https://htcondor.readthedocs.io/en/latest/admin-manual/security.html
 """
 
 EXAMPLES = r"""
@@ -325,6 +336,7 @@ ARGUMENT_SPEC = {
     "force": {"type": "bool", "default": False},
     "queue_horizon": {"type": "int", "default": 0},
     "queue_interval": {"type": "int"},
+    "backdate": {"type": "int", "default": 30},
 }
 MODULE_OPTIONS = {
     "mutually_exclusive": [["key_file", "key_content"]],
@@ -348,6 +360,10 @@ def check_params(module: AnsibleModule) -> list[str]:
     horizon = params["queue_horizon"]
     if params["lifetime"] <= 0:
         errors.append("lifetime must be a positive number of seconds")
+    elif not 0 <= params["backdate"] < params["lifetime"]:
+        errors.append(
+            f"backdate must be at least 0 and less than lifetime ({params['lifetime']}), got {params['backdate']}"
+        )
     elif horizon:
         errors += queue_errors(params)
     elif not 0 <= params["renew_before"] < params["lifetime"]:
@@ -366,8 +382,12 @@ def queue_errors(params: dict) -> list[str]:
     lifetime, horizon, interval = params["lifetime"], params["queue_horizon"], params["queue_interval"]
     if horizon < lifetime:
         errors.append(f"queue_horizon must be 0 or at least lifetime ({lifetime}), got {horizon}")
-    if not 0 < interval <= lifetime:
-        errors.append(f"queue_interval must be positive and at most lifetime ({lifetime}), got {interval}")
+    overlap_limit = lifetime - params["backdate"]
+    if not 0 < interval <= overlap_limit:
+        errors.append(
+            f"queue_interval must be positive and at most lifetime - backdate ({overlap_limit}: successive tokens "
+            f"must overlap by the clock skew allowed for), got {interval}"
+        )
     if not 0 <= params["renew_before"] < horizon:
         errors.append(
             f"renew_before must be at least 0 and less than queue_horizon ({horizon}), got {params['renew_before']}"
@@ -423,7 +443,7 @@ def run(module: AnsibleModule) -> dict:
     if params["renew_before"] is None:
         params["renew_before"] = (params["queue_horizon"] or params["lifetime"]) // 4
     if params["queue_interval"] is None:
-        params["queue_interval"] = max(params["lifetime"] // 2, 1)
+        params["queue_interval"] = max(min(params["lifetime"] // 2, params["lifetime"] - params["backdate"]), 1)
     result["queue_length"] = 0
     errors = check_params(module)
     if errors:
@@ -440,10 +460,10 @@ def run(module: AnsibleModule) -> dict:
     except JWTError as exc:
         module.fail_json(msg=str(exc), **result)
     key = read_key(module)
-    kid, lifetime, now = params["key_id"], params["lifetime"], time.time()
+    kid, lifetime, now, backdate = params["key_id"], params["lifetime"], time.time(), params["backdate"]
 
     if dest is None:
-        claims = new_claims(request, lifetime=lifetime, now=now)
+        claims = new_claims(request, lifetime=lifetime, now=now, backdate=backdate)
         result.update(claims=claims, expires_at=iso_time(claims["exp"]), reminted_reason="no dest")
         result["token"] = mint(key, kid, claims)
         return result
@@ -469,7 +489,7 @@ def run(module: AnsibleModule) -> dict:
             result["token"] = existing.strip()
         return result
 
-    claims = new_claims(request, lifetime=lifetime, now=now)
+    claims = new_claims(request, lifetime=lifetime, now=now, backdate=backdate)
     result.update(changed=True, claims=claims, expires_at=iso_time(claims["exp"]), reminted_reason=reason)
     if module._diff:
         result["diff"] = token_diff(dest, existing, {"alg": "ES256", "typ": "JWT", "kid": kid}, claims)
@@ -505,7 +525,7 @@ def run_queue(module: AnsibleModule, result: dict, *, request: dict, key, existi
             result["token"] = "\n".join(split_queue(existing)) + "\n"
         return result
 
-    new = queue_claims(request, now=now, **times)
+    new = queue_claims(request, now=now, backdate=params["backdate"], **times)
     header = {"alg": "ES256", "typ": "JWT", "kid": kid}
     result.update(
         changed=True, claims=new[0], expires_at=iso_time(new[-1]["exp"]), queue_length=len(new), reminted_reason=reason

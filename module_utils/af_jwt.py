@@ -374,9 +374,13 @@ def request_claims(
     return claims
 
 
-def new_claims(request: Mapping, *, lifetime: int, now: float, jti: str | None = None) -> dict:
-    """The payload of a token minted now: the request claims, iat, nbf (= iat), exp (iat + lifetime), jti."""
-    iat = int(now)
+def new_claims(request: Mapping, *, lifetime: int, now: float, jti: str | None = None, backdate: int = 0) -> dict:
+    """The payload of a token minted now: the request claims, iat, nbf (= iat), exp (iat + lifetime), jti.
+
+    iat is backdate seconds before now: a consumer whose clock is behind the signer's by up to that much
+    still accepts a brand-new token (XRootD and HTCondor allow no skew on iat/nbf).
+    """
+    iat = int(now) - int(backdate)
     claims = {name: request[name] for name in IDENTITY_CLAIMS if name in request}
     claims.update({"iat": iat, "nbf": iat, "exp": iat + int(lifetime), "jti": jti or uuid.uuid4().hex})
     claims.update({name: value for name, value in request.items() if name not in claims})
@@ -499,13 +503,17 @@ def queue_length(*, lifetime: int, interval: int, horizon: int) -> int:
     return 1 + -(-(horizon - lifetime) // interval)  # ceiling division
 
 
-def queue_claims(request: Mapping, *, lifetime: int, interval: int, horizon: int, now: float) -> list[dict]:
-    """The payloads of a queue minted now: token k has nbf = now + k * interval and exp = nbf + lifetime.
+def queue_claims(
+    request: Mapping, *, lifetime: int, interval: int, horizon: int, now: float, backdate: int = 0
+) -> list[dict]:
+    """The payloads of a queue minted now: token k has nbf = iat + k * interval and exp = nbf + lifetime.
 
-    All have iat = now (when they were signed). Consumers refuse a token before its nbf, so a queued token
-    that leaks early is of no use until its turn; each is meant to be installed when its turn comes.
+    All have iat = now - backdate (when they were signed, minus the clock skew allowed for). Consumers refuse
+    a token before its nbf, so a queued token that leaks early is of no use until its turn; each is meant to
+    be installed when its turn comes. Successive windows overlap by lifetime - interval, which callers keep
+    at least backdate, so a consumer whose clock is behind still accepts the previous token meanwhile.
     """
-    iat = int(now)
+    iat = int(now) - int(backdate)
     payloads = []
     for index in range(queue_length(lifetime=lifetime, interval=interval, horizon=horizon)):
         claims = new_claims(request, lifetime=lifetime, now=iat + index * interval)

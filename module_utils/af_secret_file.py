@@ -1,5 +1,5 @@
-"""Writing a secret (a token) to a file without it ever being readable by others: shared by the
-condor_token and scitoken modules."""
+"""Writing a secret (a token) to a file without it ever being readable by others: the one writer of the
+project's modules that keep or re-make a secret file (scitoken)."""
 
 from __future__ import annotations
 

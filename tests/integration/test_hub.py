@@ -184,7 +184,7 @@ def test_alice_cannot_remove_bobs_job(facility, alice):
     assert bob.returncode == 0, bob.stderr
     job = bob.stdout.strip().splitlines()[-1].split()[0].split(".")[0]  # "12.0 - 12.0"
     try:
-        # With her own IDTOKEN the schedd shows her none of bob's jobs to remove, by id or by owner.
+        # With her own compute token the schedd shows her none of bob's jobs to remove, by id or by owner.
         for target in (job, "bob"):
             attempt = in_server(facility, "alice", f"condor_rm {target}")
             assert "marked for removal" not in attempt.stdout + attempt.stderr
@@ -194,9 +194,9 @@ def test_alice_cannot_remove_bobs_job(facility, alice):
         facility.exec(NODE, f"af-notebook bob condor_rm {job}")
 
 
-def token_claims(facility, user: str) -> dict:
-    """The claims of the data token that user's running server sees (unverified: what a client sends)."""
-    text = in_server(facility, user, "cat /etc/af/credentials/data.token").stdout.strip()
+def token_claims(facility, user: str, name: str = "data.token") -> dict:
+    """The claims of a token that user's running server sees (unverified: what a client sends)."""
+    text = in_server(facility, user, f"cat /etc/af/credentials/{name}").stdout.strip()
     body = text.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
 
@@ -220,7 +220,8 @@ def test_alices_data_token_is_refreshed_in_her_running_server_without_a_converge
         converged = converge_credentials(facility, **short)
         assert converged.rc == 0, converged.output[-3000:]
         first = token_claims(facility, "alice")
-        assert first["exp"] - first["nbf"] == 60
+        first_compute = token_claims(facility, "alice", "compute.token")
+        assert first["exp"] - first["nbf"] == 60 == first_compute["exp"] - first_compute["nbf"]
         # From here on no converge runs: the node's timer installs the next token of the queue.
         deadline = time.monotonic() + 60
         while (current := token_claims(facility, "alice"))["jti"] == first["jti"] and time.monotonic() < deadline:
@@ -238,6 +239,12 @@ def test_alices_data_token_is_refreshed_in_her_running_server_without_a_converge
         assert read.returncode == 0, read.stdout + read.stderr
         log = facility.exec(NODE, "journalctl -u af-token-refresh --since -3min --no-pager").stdout
         assert f"alice: installed {current['jti']}" in log
+        # Her compute token moved on too, and the pool takes the refreshed one.
+        compute = token_claims(facility, "alice", "compute.token")
+        assert compute["jti"] != first_compute["jti"] and compute["nbf"] > first_compute["nbf"]
+        assert f"alice: installed {compute['jti']}" in log
+        queried = in_server(facility, "alice", "condor_q -af ClusterId")
+        assert queried.returncode == 0, queried.stdout + queried.stderr
     finally:
         restored = converge_credentials(facility)
         assert restored.rc == 0, restored.output[-3000:]

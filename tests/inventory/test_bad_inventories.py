@@ -185,7 +185,7 @@ BAD = [
         edit(HOSTS, lambda d: group_hosts(d, "submit").update(exec1=None)),
         (
             "host 'exec1' is in groups 'execute' and 'submit', which must not share a host (af_node_role_conflicts): "
-            "execute nodes run user code and must not hold the HTCondor pool signing key",
+            "execute nodes run user code and must not hold a submit node's certificate",
         ),
     ),
     Case(

@@ -160,9 +160,8 @@ def pki(tmp_path_factory):
 def make_credentials_dir(directory, pki, *, dask_tls=True):
     """The layout the hub leaves in AF_CREDENTIALS_DIR."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    (directory / "condor").mkdir(mode=0o700)
-    (directory / "condor" / "af").write_text("eyJhbGciOiJIUzI1NiJ9.condor.token\n")
-    (directory / "condor" / "af").chmod(0o600)
+    (directory / "compute.token").write_text("eyJhbGciOiJFUzI1NiJ9.compute.token\n")
+    (directory / "compute.token").chmod(0o600)
     (directory / "data.token").write_text("eyJhbGciOiJFUzI1NiJ9.data.token\n")
     (directory / "data.token").chmod(0o600)
     if dask_tls:
@@ -312,12 +311,12 @@ def test_group_or_world_readable_token_refused(tmp_path, mode):
         credentials.find_data_token(tmp_path, {}, 12345)
 
 
-def test_readable_condor_token_and_key_refused(tmp_path, pki):
+def test_readable_compute_token_and_key_refused(tmp_path, pki):
     creds = make_credentials_dir(tmp_path / "c", pki)
-    assert credentials.discover(creds, {}).condor_token_dir == creds / "condor"
-    (creds / "condor" / "af").chmod(0o644)
-    with pytest.raises(CredentialError, match="condor/af"):
-        credentials.condor_token_dir(creds)
+    assert credentials.discover(creds, {}).compute_token == creds / "compute.token"
+    (creds / "compute.token").chmod(0o644)
+    with pytest.raises(CredentialError, match=r"compute\.token"):
+        credentials.compute_token(creds)
     (creds / "dask" / "tls.key").chmod(0o640)
     with pytest.raises(CredentialError, match=r"tls\.key"):
         credentials.find_dask_tls(creds)
@@ -393,8 +392,9 @@ def test_submit_and_cancel_commands_and_condor_environment(site, environ):
         job = cluster._dummy_job
         assert job.submit_command == f"condor_submit -spool -name {SCHEDD} -pool {COLLECTOR}"
         assert job.cancel_command == f"condor_rm -name {SCHEDD} -pool {COLLECTOR}"
-    assert environ["_condor_SEC_TOKEN_DIRECTORY"] == str(site / "condor")
-    assert environ["_condor_SEC_CLIENT_AUTHENTICATION_METHODS"] == "IDTOKENS"
+    assert environ["_condor_SCITOKENS_FILE"] == str(site / "compute.token")
+    assert environ["_condor_SEC_CLIENT_AUTHENTICATION_METHODS"] == "SCITOKENS"
+    assert environ["_condor_AUTH_SSL_CLIENT_CAFILE"] == environ["AF_SITE_CA_FILE"]
     assert environ["_condor_SEC_CLIENT_INTEGRITY"] == "REQUIRED"
     assert environ["_condor_SEC_CLIENT_ENCRYPTION"] == "OPTIONAL"
     assert environ["_condor_CONDOR_HOST"] == COLLECTOR
@@ -432,6 +432,10 @@ def test_missing_settings_and_credentials(site, environ):
     with pytest.raises(ValueError, match="AF_SCHEDD_NAME"):
         CoffeaCasaCluster()
     environ["AF_SCHEDD_NAME"] = SCHEDD
+    (site / "compute.token").unlink()
+    with pytest.raises(CredentialError, match=r"no compute token .*compute\.token"):
+        CoffeaCasaCluster()
+    _token(site / "compute.token")
     (site / "data.token").unlink()
     environ["BEARER_TOKEN"] = "inline"  # noqa: S105 - a test value
     with pytest.raises(CredentialError, match=r"no data token.*\$BEARER_TOKEN is not used"):
@@ -494,7 +498,7 @@ FAKE_CONDOR = """#!/bin/sh
 # stand-in for {name}: records its arguments, environment and (for submit) the staged files
 log={log}
 echo "ARGS $*" >> "$log"
-echo "TOKENDIR $_condor_SEC_TOKEN_DIRECTORY" >> "$log"
+echo "TOKEN $_condor_SCITOKENS_FILE" >> "$log"
 for f in "$@"; do case "$f" in *.sh) cat "$f" > {log}.submit;; esac; done
 if [ {name} = condor_submit ]; then
   ls "$(dirname "$(grep '^transfer_input_files' {log}.submit | sed 's/.*= //; s/,.*//')")" > {log}.staged
@@ -525,7 +529,7 @@ def test_scale_submits_spooled_job_and_close_removes_it(site, environ, tmp_path)
         assert next(iter(cluster.workers.values())).job_id == "42.0"
     records = log.read_text().splitlines()
     assert records[0].startswith(f"ARGS -spool -name {SCHEDD} -pool {COLLECTOR} ")
-    assert records[1] == f"TOKENDIR {site / 'condor'}"
+    assert records[1] == f"TOKEN {site / 'compute.token'}"
     assert f"ARGS -name {SCHEDD} -pool {COLLECTOR} 42.0" in records
     assert (tmp_path / "condor.log.staged").read_text().split() == sorted(
         ["data.token", "site-ca.pem", "dask-ca.pem", "dask-tls.crt", "dask-tls.key"]

@@ -6,6 +6,7 @@ implicit localhost). No network.
 
 import base64
 import importlib.util
+import itertools
 import json
 import os
 import shutil
@@ -524,6 +525,23 @@ def test_module_mints_then_keeps_the_token(token_module, key):
     assert again["claims"] == first["claims"] and file_token(dest) == token
 
 
+def test_new_tokens_are_backdated_for_clock_skew(token_module):
+    """A consumer whose clock is behind the controller's accepts a token minted this very second."""
+    before = int(time.time())
+    failed, result = token_module()
+    claims = result["claims"]
+    assert not failed and claims["iat"] == claims["nbf"] <= before - 30
+    assert claims["exp"] - claims["iat"] == HOUR
+    failed, result = token_module(dest=None, return_token=True, backdate=0)
+    assert result["claims"]["iat"] >= before
+    failed, result = token_module(lifetime=60, queue_interval=30, queue_horizon=120, force=True)
+    assert not failed
+    windows = [jwt.decode_unverified(t)[1] for t in queue_tokens(token_module.dest)]
+    assert windows[0]["nbf"] <= before - 30
+    # Each token overlaps the next by at least the backdating.
+    assert all(a["exp"] - b["nbf"] >= 30 for a, b in itertools.pairwise(windows))
+
+
 def test_module_check_mode_does_not_write(token_module):
     failed, result = token_module(check=True, diff=True, return_token=True)
     assert not failed and result["changed"] and result["reminted_reason"] == "missing"
@@ -836,6 +854,9 @@ def test_module_queue_check_mode_and_diff_show_no_token(token_module):
     [
         ({"lifetime": 60, "queue_horizon": 30}, "queue_horizon must be 0 or at least lifetime (60), got 30"),
         ({"lifetime": 60, "queue_horizon": 600, "queue_interval": 61}, "queue_interval must be positive and at most"),
+        # Successive tokens must overlap by the backdating (30 s by default): 60 - 30 < 31.
+        ({"lifetime": 60, "queue_horizon": 600, "queue_interval": 31}, "at most lifetime - backdate (30"),
+        ({"lifetime": 60, "backdate": 60}, "backdate must be at least 0 and less than lifetime (60)"),
         ({"lifetime": 60, "queue_horizon": 600, "renew_before": 600}, "renew_before must be at least 0 and less"),
         ({"lifetime": 60, "queue_horizon": 600, "dest": None, "return_token": True}, "queue_horizon) needs dest"),
     ],

@@ -124,3 +124,21 @@ def test_the_program_is_standalone():
     imported = [line for line in PROGRAM.read_text().splitlines() if line.startswith(("import ", "from "))]
     modules = {line.split()[1].split(".")[0] for line in imported}
     assert modules and modules <= {"__future__", *sys.stdlib_module_names}
+
+
+def test_a_second_kind_of_token_goes_to_its_own_file(node, tmp_path):
+    """The compute queue is installed as compute.token beside data.token, which it never touches."""
+    _tokens, directory, _run = node
+    compute = tmp_path / "compute-queues"
+    compute.mkdir(mode=0o700)
+    compute_tokens = queue("alice", lifetime=100, interval=50, horizon=300, now=1000)
+    (compute / "alice").write_text("\n".join(compute_tokens) + "\n")
+    args = ["--queue-dir", str(compute), "--credentials-dir", str(tmp_path / "credentials")]
+    assert refresh.refresh(str(compute), str(tmp_path / "credentials"), [], 1060, True, "compute.token")[1]
+    assert not (directory / "compute.token").exists()
+    lines, complete = refresh.refresh(str(compute), str(tmp_path / "credentials"), [], 1060, False, "compute.token")
+    assert complete and lines[0].startswith("alice: installed ")
+    assert (directory / "compute.token").read_text() == compute_tokens[1] + "\n"
+    assert not (directory / "data.token").exists()
+    with pytest.raises(SystemExit):
+        refresh.main([*args, "--token-name", "../data.token"])

@@ -1,9 +1,12 @@
 """The HTCondor pool as its users and its admin notice it: jobs run, as their owner, in their accounting
-group, in Docker containers with published ports; and what must be refused is refused."""
+group, in Docker containers with published ports; and what must be refused is refused: forged IDTOKENs,
+daemons without a site-CA certificate, bad compute tokens, one user acting on another's jobs."""
 
+import base64
 import json
 import os
 import subprocess
+import sys
 import textwrap
 import time
 import uuid
@@ -11,11 +14,25 @@ from pathlib import Path
 
 import pytest
 import testinfra
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 REPO = Path(__file__).resolve().parents[3]
+# The project's JWT codec signs test tokens exactly as the scitoken module does.
+sys.path.append(str(REPO / "module_utils"))
+import af_jwt as jwt  # noqa: E402
+
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 DOMAIN = "af.test"
 JOB_IMAGE = "af-node-base:trixie"
+# The issuer runs on head (molecule.yml); its keys are with the scenario's inventory, as a site's are.
+ISSUER = f"https://head.{DOMAIN}"
+ISSUER_KEYS = Path(INVENTORY).parent / "credentials" / "token-issuer"
+POOL_AUDIENCE = f"https://{DOMAIN}/htcondor"
+STORAGE_AUDIENCE = f"https://{DOMAIN}"
+COMPUTE_SCOPES = ("compute.read", "compute.create", "compute.modify", "compute.cancel")
+# condor_ping's verdict lines, and the refusals it prints.
+GRANTED = "Authorized:                  TRUE"
 
 
 @pytest.fixture(scope="module")
@@ -92,21 +109,68 @@ def run_module(host, module, args, check=False):
     return ("SUCCESS" in status or "CHANGED" in status), json.loads(payload)
 
 
-def user_token(nodes, user, target, authz=()):
-    """Mint `user` an IDTOKEN with condor_token on the central manager and put it in their tokens.d on
-    `target` (where remote submitters keep it)."""
-    name = f"test-{user}-{uuid.uuid4().hex[:6]}"
-    ok, result = run_module(
-        "head",
-        "condor_token",
-        {"identity": f"{user}@{DOMAIN}", "dest": f"/root/test-tokens/{name}", "authz": list(authz),
-         "lifetime": 3600, "return_token": True},
-    )  # fmt: skip
-    assert ok and result["changed"], result
-    token = result["token"]
-    target.run(f"rm -rf /home/{user}/.condor/tokens.d")
-    target.check_output(f"install -d -o {user} -g af-users -m 0700 /home/{user}/.condor")
-    write_as(target, user, f"/home/{user}/.condor/tokens.d/{name}", token)
+def issuer_key() -> tuple[str, str]:
+    """(PEM, kid) of the issuer's active signing key."""
+    kid = (ISSUER_KEYS / "active-kid").read_text().strip()
+    return (ISSUER_KEYS / f"{kid}.key").read_text(), kid
+
+
+def compute_token(sub="alice", *, scopes=COMPUTE_SCOPES, audience=POOL_AUDIENCE, issuer=ISSUER, lifetime=600,
+                  starts_in=-30, key=None):  # fmt: skip
+    """A token signed on the controller as the facility does (or with `key`, a forger's (PEM, kid))."""
+    pem, kid = key or issuer_key()
+    now = int(time.time()) + starts_in
+    claims = {"iss": issuer, "sub": sub, "aud": audience, "wlcg.ver": "1.0", "iat": now, "nbf": now,
+              "exp": now + lifetime, "jti": uuid.uuid4().hex}  # fmt: skip
+    if scopes:
+        claims["scope"] = " ".join(scopes)
+    return jwt.mint(pem, kid, claims)
+
+
+def foreign_key() -> tuple[str, str]:
+    """A key the issuer does not publish, with the issuer's own key id: a forger's best try."""
+    private = ec.generate_private_key(ec.SECP256R1())
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()  # fmt: skip
+    return pem, issuer_key()[1]
+
+
+def give_token(node, user, token):
+    """Put `token` where the user's HTCondor tools read it (SCITOKENS_FILE), replacing any earlier one."""
+    write_as(node, user, f"/home/{user}/.af/compute.token", token)
+
+
+def as_token_user(node, user, command, check=True):
+    """Run an HTCondor tool as `user` with only their compute token (no FS, no certificate)."""
+    settings = (f"export _condor_SCITOKENS_FILE=/home/{user}/.af/compute.token "
+                "_condor_SEC_CLIENT_AUTHENTICATION_METHODS=SCITOKENS")  # fmt: skip
+    return as_user(node, user, f"{settings}; {command}", check=check)
+
+
+def ping(node, user, target, level, methods="SCITOKENS"):
+    """condor_ping -verbose of `level` at `target` (condor_ping's -pool/-type/-name/-addr arguments)."""
+    env = f"_condor_SEC_CLIENT_AUTHENTICATION_METHODS={methods} _condor_SCITOKENS_FILE=/home/{user}/.af/compute.token"
+    command = f"{env} condor_ping -verbose {target} {level}"
+    result = node.run(command) if user == "root" else as_user(node, user, command, check=False)
+    return result.stdout + result.stderr
+
+
+def forged_idtoken(alg: str, sub: str) -> str:
+    """An IDTOKEN of the pool's trust domain with an empty signature: what HTCondor 23.9 accepts with IDTOKENS."""
+
+    def part(data):
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    now = int(time.time())
+    return f"{part({'alg': alg, 'kid': 'POOL'})}.{part({'iss': DOMAIN, 'sub': sub, 'iat': now, 'exp': now + 3600})}."
+
+
+@pytest.fixture(scope="module")
+def addresses(nodes):
+    """Sinful strings of the collector and the schedd, so a refused client need not ask the collector."""
+    schedd = nodes["head"].check_output("condor_status -schedd -af MyAddress")
+    collector = nodes["head"].check_output("condor_status -collector -af MyAddress")
+    return {"collector": f"-addr '{collector}'", "schedd": f"-addr '{schedd}'"}
 
 
 @pytest.fixture(scope="module")
@@ -129,16 +193,52 @@ def test_pool_has_every_daemon(nodes):
     assert pool["slots"][0]["has_docker"] is True
 
 
-def test_daemons_authenticate_with_their_own_tokens_encrypted(nodes):
+def test_daemons_authenticate_with_their_certificates_encrypted(nodes):
     out = nodes["exec1"].check_output(f"condor_ping -type collector -name head.{DOMAIN} -verbose ADVERTISE_STARTD")
-    assert "IDTOKENS" in out and f"condor@exec1.{DOMAIN}" in out and "AES" in out, out
-    # The pool key is where tokens are validated (collector, schedd), never on an execute node.
-    for name in ("head", "submit1"):
-        key = nodes[name].file("/etc/condor/passwords.d/POOL")
+    assert "Authenticated using:         SSL" in out and f"condor@exec1.{DOMAIN}" in out and "AES" in out, out
+    for node in nodes.values():
+        key = node.file("/etc/af/tls/host.key")
         assert key.user == "root" and key.mode == 0o600
-    assert not nodes["exec1"].file("/etc/condor/passwords.d/POOL").exists
-    token = nodes["exec1"].file("/etc/condor/tokens.d/af-daemon.token")
-    assert token.user == "root" and token.mode == 0o600
+        # IDTOKENS is off everywhere, and no signing key or token of it is left.
+        for knob in ("SEC_DEFAULT_AUTHENTICATION_METHODS", "SEC_CLIENT_AUTHENTICATION_METHODS"):
+            assert "IDTOKENS" not in node.check_output(f"condor_config_val {knob}").upper()
+        assert not node.file("/etc/condor/passwords.d/POOL").exists
+        assert node.run("find /etc/condor/tokens.d /etc/condor/issued-tokens.d -type f").stdout.strip() == ""
+    assert not (ISSUER_KEYS.parent / "htcondor" / "pool-signing.key").exists()
+
+
+@pytest.mark.parametrize("alg", ["none", "ES256"])
+@pytest.mark.parametrize("sub", [f"condor@head.{DOMAIN}", f"bob@{DOMAIN}"])
+def test_a_forged_unsigned_idtoken_authenticates_nowhere(nodes, addresses, alg, sub):
+    """Any user may write such a token; no daemon of the pool talks IDTOKENS any more."""
+    exec1 = nodes["exec1"]
+    exec1.run("rm -rf /home/alice/.condor")
+    write_as(exec1, "alice", "/home/alice/.condor/tokens.d/forged", forged_idtoken(alg, sub))
+    for target, level in ((addresses["collector"], "ADMINISTRATOR"), (addresses["schedd"], "WRITE")):
+        out = ping(exec1, "alice", target, level, methods="IDTOKENS")
+        assert GRANTED not in out and "AUTHENTICATE:1003" in out, out
+    # Offered alongside her other methods, the forged token changes nothing either.
+    out = ping(exec1, "alice", addresses["collector"], "ADMINISTRATOR", methods="FS,SSL,SCITOKENS,IDTOKENS")
+    assert GRANTED not in out, out
+    exec1.run("rm -rf /home/alice/.condor")
+
+
+def test_an_execute_node_may_advertise_its_startd_and_nothing_more(nodes, addresses):
+    """Its certificate is condor@exec1: a startd and a master, reads; not a schedd, a daemon or an admin."""
+    exec1 = nodes["exec1"]
+    for target in (addresses["collector"], addresses["schedd"]):
+        assert GRANTED in ping(exec1, "root", target, "READ", methods="SSL")
+    assert GRANTED in ping(exec1, "root", addresses["collector"], "ADVERTISE_STARTD", methods="SSL")
+    for target, level in (
+        (addresses["collector"], "ADVERTISE_SCHEDD"),
+        (addresses["collector"], "DAEMON"),
+        (addresses["collector"], "ADMINISTRATOR"),
+        (addresses["schedd"], "DAEMON"),
+        (addresses["schedd"], "ADMINISTRATOR"),
+        (addresses["schedd"], "NEGOTIATOR"),
+    ):
+        out = ping(exec1, "root", target, level, methods="SSL")
+        assert GRANTED not in out and f'DENIED" from server for user condor@exec1.{DOMAIN}' in out, (level, out)
 
 
 def test_vanilla_job_runs_as_its_owner_in_the_facility_group(nodes):
@@ -227,18 +327,31 @@ def test_docker_job_publishes_its_service_port_to_the_submit_node(nodes, job_ima
         as_user(nodes["submit1"], "alice", f"condor_rm {cluster}")
 
 
-def test_startd_without_a_token_is_refused_by_the_collector(nodes):
+def test_a_startd_without_the_site_ca_certificate_cannot_advertise(nodes):
+    """No certificate, or one for the node's very name from a user's Dask CA: the ad is not listed."""
     exec1 = nodes["exec1"]
+    # A user's Dask CA (as user_credentials makes one) signs a certificate for exec1's name.
+    exec1.check_output(
+        "cd /root && "
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout dask-ca.key "
+        "-out dask-ca.pem -subj '/CN=Dask CA for alice' -days 2 && "
+        f"openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout rogue.key -out rogue.csr "
+        f"-subj '/CN=exec1.{DOMAIN}' && "
+        "openssl x509 -req -in rogue.csr -CA dask-ca.pem -CAkey dask-ca.key -CAcreateserial -out rogue.crt -days 1"
+    )
     name = f"rogue-{uuid.uuid4().hex[:6]}@exec1.{DOMAIN}"
     ad = f'MyType = "Machine"\nName = "{name}"\nMachine = "exec1.{DOMAIN}"\nStartdIpAddr = "<127.0.0.1:9618>"\n'
     write_as(exec1, "root", "/root/rogue.ad", ad)
-    no_credentials = "_CONDOR_SEC_TOKEN_DIRECTORY=/nonexistent _CONDOR_SEC_PASSWORD_DIRECTORY=/nonexistent"
-    refused = exec1.run(f"{no_credentials} condor_advertise UPDATE_STARTD_AD /root/rogue.ad")
+    for certificate, key in (("/nonexistent", "/nonexistent"), ("/root/rogue.crt", "/root/rogue.key")):
+        credentials = f"_condor_AUTH_SSL_CLIENT_CERTFILE={certificate} _condor_AUTH_SSL_CLIENT_KEYFILE={key}"
+        refused = exec1.run(f"{credentials} condor_advertise UPDATE_STARTD_AD /root/rogue.ad")
+        assert refused.rc != 0 or "fail" in (refused.stdout + refused.stderr).lower(), certificate
+        pinged = exec1.run(f"{credentials} condor_ping -verbose -pool head.{DOMAIN} -type collector ADVERTISE_STARTD")
+        assert GRANTED not in pinged.stdout + pinged.stderr, certificate
     time.sleep(2)
     listed = nodes["head"].check_output(f"condor_status -const 'Name == \"{name}\"' -af Name")
-    assert listed == "", "a startd without credentials was listed"
-    assert refused.rc != 0 or "fail" in (refused.stdout + refused.stderr).lower()
-    # Control: the same advertisement with the node's token is accepted (the refusal is about credentials).
+    assert listed == "", "a startd without the site CA's certificate was listed"
+    # Control: the same advertisement with the node's certificate is accepted (the refusal is about credentials).
     exec1.check_output("condor_advertise UPDATE_STARTD_AD /root/rogue.ad")
     deadline = time.monotonic() + 10
     while not nodes["head"].check_output(f"condor_status -const 'Name == \"{name}\"' -af Name"):
@@ -249,8 +362,9 @@ def test_startd_without_a_token_is_refused_by_the_collector(nodes):
     exec1.run("condor_advertise INVALIDATE_STARTD_ADS /root/invalidate.ad")
 
 
-def test_remote_submit_needs_the_users_token(nodes):
-    """From a node where alice is not local to the schedd: no token, no job; her own token, a job."""
+def test_remote_submit_needs_the_users_compute_token(nodes):
+    """From a node where alice is not local to the schedd: no token, no job; compute.read looks, her own
+    compute token submits."""
     exec1 = nodes["exec1"]
     # No shared filesystem in the facility: remote submitters always transfer files.
     body = """\
@@ -263,7 +377,7 @@ def test_remote_submit_needs_the_users_token(nodes):
         request_memory = 64M
         queue
         """
-    exec1.run("rm -rf /home/alice/.condor")
+    exec1.run("rm -rf /home/alice/.condor /home/alice/.af")
     write_as(exec1, "alice", "/home/alice/jobs/remote.sub", textwrap.dedent(body))
     schedd = nodes["head"].check_output("condor_status -schedd -af Name")
     remote = f"condor_submit -remote {schedd} -pool head.{DOMAIN} remote.sub"
@@ -276,27 +390,50 @@ def test_remote_submit_needs_the_users_token(nodes):
     queued = nodes["submit1"].check_output("condor_q -allusers -af Owner Cmd")
     assert "/bin/hostname" not in queued
 
-    # A token limited to READ lets alice look at the queue, not submit.
-    user_token(nodes, "alice", exec1, authz=["READ"])
-    as_user(exec1, "alice", f"condor_q -name {schedd} -pool head.{DOMAIN} -allusers")
-    read_only = as_user(exec1, "alice", f"cd jobs && {remote}", check=False)
+    # A token with compute.read lets alice look at the queue, not submit.
+    give_token(exec1, "alice", compute_token(scopes=["compute.read"]))
+    as_token_user(exec1, "alice", f"condor_q -name {schedd} -pool head.{DOMAIN} -allusers")
+    read_only = as_token_user(exec1, "alice", f"cd jobs && {remote}", check=False)
     assert read_only.rc != 0, read_only.stdout
 
-    # Her unrestricted token: the spooled job runs as alice.
-    user_token(nodes, "alice", exec1)
-    out = as_user(exec1, "alice", f"cd jobs && {remote}").stdout
+    # Her compute token: the spooled job runs as alice, and the schedd notes the token it came with.
+    give_token(exec1, "alice", compute_token())
+    out = as_token_user(exec1, "alice", f"cd jobs && {remote}").stdout
     cluster = int(out.split("submitted to cluster")[1].strip(" .\n"))
     ad = wait_for_job(nodes["submit1"], cluster)
     assert ad["Owner"] == "alice"
+    assert (ad["AuthTokenIssuer"], ad["AuthTokenSubject"]) == (ISSUER, "alice")
     # Her output comes back over the (encrypted) spool transfer.
-    as_user(exec1, "alice", f"cd jobs && condor_transfer_data -name {schedd} -pool head.{DOMAIN} {cluster}")
+    as_token_user(exec1, "alice", f"cd jobs && condor_transfer_data -name {schedd} -pool head.{DOMAIN} {cluster}")
     assert exec1.file("/home/alice/jobs/remote.out").content_string.strip().startswith("exec1")
-    as_user(exec1, "alice", f"condor_rm -name {schedd} -pool head.{DOMAIN} {cluster}")
-    exec1.run("rm -rf /home/alice/.condor")
+    as_token_user(exec1, "alice", f"condor_rm -name {schedd} -pool head.{DOMAIN} {cluster}")
+    exec1.run("rm -rf /home/alice/.af")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param(lambda: compute_token(key=foreign_key()), id="signed-by-a-key-the-issuer-does-not-publish"),
+        pytest.param(lambda: compute_token(sub="bob", key=foreign_key()), id="another-user-signed-by-a-foreign-key"),
+        pytest.param(lambda: compute_token(lifetime=60, starts_in=-120), id="expired"),
+        pytest.param(lambda: compute_token(starts_in=300), id="not-yet-valid"),
+        pytest.param(lambda: compute_token(audience=STORAGE_AUDIENCE), id="for-the-storage-audience"),
+        pytest.param(lambda: compute_token(scopes=["storage.read:/store"]), id="a-data-token-without-compute-scopes"),
+        pytest.param(lambda: compute_token(issuer=ISSUER + "/"), id="issuer-with-a-trailing-slash"),
+        pytest.param(lambda: compute_token(sub="mallory"), id="a-subject-that-is-no-facility-user"),
+    ],
+)
+def test_a_bad_compute_token_gets_nothing(nodes, addresses, token):
+    exec1 = nodes["exec1"]
+    give_token(exec1, "alice", token())
+    for target, level in ((addresses["collector"], "READ"), (addresses["schedd"], "WRITE")):
+        out = ping(exec1, "alice", target, level)
+        assert GRANTED not in out, (level, out)
+    exec1.run("rm -rf /home/alice/.af")
 
 
 def test_users_cannot_touch_each_others_jobs(nodes):
-    submit1 = nodes["submit1"]
+    submit1, exec1 = nodes["submit1"], nodes["exec1"]
     cluster = submit(
         submit1,
         "bob",
@@ -309,30 +446,24 @@ def test_users_cannot_touch_each_others_jobs(nodes):
         queue
         """,
     )
+    schedd = f"-name {nodes['head'].check_output('condor_status -schedd -af Name')} -pool head.{DOMAIN}"
     try:
-        removed = as_user(submit1, "alice", f"condor_rm {cluster}", check=False)
-        edited = as_user(submit1, "alice", f"condor_qedit {cluster} JobPrio 10", check=False)
-        assert removed.rc != 0, f"alice removed bob's job: {removed.stdout} {removed.stderr}"
-        assert edited.rc != 0, f"alice edited bob's job: {edited.stdout} {edited.stderr}"
+        # Locally (FS) and remotely with her own valid compute token, alice can neither remove nor edit it.
+        give_token(exec1, "alice", compute_token())
+        attempts = [
+            as_user(submit1, "alice", f"condor_rm {cluster}", check=False),
+            as_user(submit1, "alice", f"condor_qedit {cluster} JobPrio 10", check=False),
+            as_token_user(exec1, "alice", f"condor_rm {schedd} {cluster}", check=False),
+            as_token_user(exec1, "alice", f"condor_qedit {schedd} {cluster} JobPrio 10", check=False),
+        ]
+        for attempt in attempts:
+            assert attempt.rc != 0, attempt.stdout + attempt.stderr
         ad = json.loads(submit1.check_output(f"condor_q {cluster} -json"))[0]
-        assert ad["JobStatus"] in (1, 2) and ad.get("JobPrio", 0) != 10
+        assert ad["JobStatus"] in (1, 2) and ad.get("JobPrio", 0) != 10 and ad["Owner"] == "bob"
     finally:
+        exec1.run("rm -rf /home/alice/.af")
         as_user(submit1, "bob", f"condor_rm {cluster}")
     assert submit1.check_output(f"condor_q {cluster} -af JobStatus") in ("", "3")
-
-
-def test_condor_token_keeps_a_valid_token(nodes):
-    dest = f"/root/test-tokens/carol-{uuid.uuid4().hex[:6]}"
-    args = {"identity": f"carol@{DOMAIN}", "dest": dest, "lifetime": 7200}
-    ok, first = run_module("head", "condor_token", args)
-    assert ok and first["changed"], first
-    ok, again = run_module("head", "condor_token", args)
-    assert ok and not again["changed"], again
-    ok, narrower = run_module("head", "condor_token", {**args, "authz": ["READ"]}, check=True)
-    assert ok and narrower["changed"], narrower
-    assert "token" not in again and "eyJ" not in json.dumps(again)
-    token = nodes["head"].file(dest)
-    assert token.mode == 0o600 and token.user == "root"
 
 
 def test_a_scheduling_knob_reconfigures_without_restarting(nodes):

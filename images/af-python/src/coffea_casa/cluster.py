@@ -1,7 +1,7 @@
 """CoffeaCasaCluster: Dask workers as HTCondor Docker-universe jobs on the facility's pool.
 
 The scheduler runs in the user's notebook. Each worker is one HTCondor job, submitted spooled to the
-facility's schedd with the user's own IDTOKEN; the job runs the worker image, whose launcher
+facility's schedd with the user's own compute token (SciTokens); the job runs the worker image, whose launcher
 (``af-dask-worker``, :mod:`coffea_casa.worker_launcher`) sets up the transferred credentials and starts
 ``dask-worker`` with the address Docker published for it. Traffic between scheduler, workers and client
 is TLS with the user's own certificate unless ``tls=False`` is asked for explicitly.
@@ -229,10 +229,10 @@ class CoffeaCasaCluster(HTCondorCluster):
 
         creds = credentials.discover(settings.credentials_dir)
         self.credentials = creds
-        if creds.condor_token_dir is None:
+        if creds.compute_token is None:
             raise credentials.CredentialError(
-                f"no HTCondor token directory {settings.credentials_dir / 'condor'}: the hub puts your IDTOKEN "
-                "there (log out and in again, or set AF_CREDENTIALS_DIR)"
+                f"no compute token {settings.credentials_dir / credentials.COMPUTE_TOKEN}: the hub puts your token for "
+                "the HTCondor pool there (log out and in again, or set AF_CREDENTIALS_DIR)"
             )
         if creds.data_token is None:
             searched = ", ".join(str(p) for p in credentials.data_token_candidates(settings.credentials_dir))
@@ -274,11 +274,13 @@ class CoffeaCasaCluster(HTCondorCluster):
             security = None
             protocol = "tcp://"
 
-        # condor_submit / condor_rm run as subprocesses of this process: the user's own IDTOKEN,
-        # strong security, the facility's pool. setdefault: the user may override any of them.
+        # condor_submit / condor_rm run as subprocesses of this process: the user's own compute token
+        # (SciTokens, over TLS checked against the site CA), strong security, the facility's pool.
+        # setdefault: the user may override any of them.
         for key, value in {
-            "_condor_SEC_TOKEN_DIRECTORY": str(creds.condor_token_dir),
-            "_condor_SEC_CLIENT_AUTHENTICATION_METHODS": "IDTOKENS",
+            "_condor_SCITOKENS_FILE": str(creds.compute_token),
+            "_condor_SEC_CLIENT_AUTHENTICATION_METHODS": "SCITOKENS",
+            "_condor_AUTH_SSL_CLIENT_CAFILE": str(settings.site_ca_file),
             "_condor_SEC_CLIENT_ENCRYPTION": "REQUIRED",
             "_condor_SEC_CLIENT_INTEGRITY": "REQUIRED",
             "_condor_CONDOR_HOST": settings.collector_host,

@@ -2,8 +2,9 @@
 
 Layout (files 0600, owned by the user)::
 
-    <dir>/condor/          HTCondor IDTOKEN(s) for the user (SEC_TOKEN_DIRECTORY of condor_submit/condor_rm)
-    <dir>/data.token       bearer token for the facility's storage (WLCG token)
+    <dir>/compute.token    bearer token for the facility's HTCondor pool (SCITOKENS_FILE of condor_submit/condor_rm);
+                           it stays in the session: jobs never get it
+    <dir>/data.token       bearer token for the facility's storage (WLCG token); jobs get a copy
     <dir>/dask/ca.pem      CA of the user's Dask TLS certificates (its key is never here)
     <dir>/dask/tls.crt     the user's Dask certificate (scheduler, workers and client all use it)
     <dir>/dask/tls.key     its key
@@ -36,15 +37,13 @@ def check_private(path: Path) -> Path:
     return path
 
 
-def condor_token_dir(credentials_dir: Path) -> Path | None:
-    """The user's HTCondor IDTOKEN directory, or None when there is none. Every token in it must be private."""
-    directory = Path(credentials_dir) / "condor"
-    if not directory.is_dir():
-        return None
-    for entry in directory.iterdir():
-        if entry.is_file():
-            check_private(entry)
-    return directory
+COMPUTE_TOKEN = "compute.token"  # noqa: S105 - a file name
+
+
+def compute_token(credentials_dir: Path) -> Path | None:
+    """The user's compute token for the HTCondor pool (checked private), or None when there is none."""
+    path = Path(credentials_dir) / COMPUTE_TOKEN
+    return check_private(path) if path.is_file() else None
 
 
 def data_token_candidates(
@@ -102,7 +101,7 @@ def find_dask_tls(credentials_dir: Path) -> DaskTLS | None:
 class Credentials:
     """Everything found for one user; None where a credential is absent."""
 
-    condor_token_dir: Path | None
+    compute_token: Path | None
     data_token: Path | None
     dask_tls: DaskTLS | None
 
@@ -110,7 +109,7 @@ class Credentials:
 def discover(credentials_dir: Path, environ: Mapping[str, str] = os.environ, uid: int | None = None) -> Credentials:
     """Find the user's credentials under ``credentials_dir`` (and the data token in discovery order)."""
     return Credentials(
-        condor_token_dir=condor_token_dir(credentials_dir),
+        compute_token=compute_token(credentials_dir),
         data_token=find_data_token(credentials_dir, environ, uid),
         dask_tls=find_dask_tls(credentials_dir),
     )
