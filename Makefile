@@ -68,7 +68,8 @@ test-integration: venv image ## Site-level tests on a throwaway testbed
 	mkdir -p $(PYTEST_BASETEMP)
 	pytest tests/integration --basetemp=$(PYTEST_BASETEMP)/integration --durations=0 $(PYTEST_ARGS)
 
-test: lint test-unit test-molecule test-integration ## The whole suite (CI runs this)
+test: venv ## The whole suite (CI runs this); ends with a table of stage durations
+	$(BIN)/python tests/support/stages.py lint test-unit test-molecule test-integration
 
 bench: venv image ## Benchmarks: print a table, write JSON under tests/benchmarks/results/
 	for name in $(BENCHMARKS); do $(BIN)/python tests/benchmarks/bench_$$name.py; done

@@ -672,6 +672,38 @@ def check_token_settings(values: Mapping) -> list[str]:
     return errors
 
 
+def check_compute_token_settings(values: Mapping) -> list[str]:
+    """The pool's audience differs from the storage's, and every extra identity-map entry of the pool
+    (htcondor_scitokens_extra_map) names an https issuer, a subject and a facility user."""
+    errors = []
+    compute, storage = values.get("af_compute_token_audience"), values.get("af_token_audience")
+    if isinstance(compute, str) and compute.strip() and compute.strip() == str(storage or "").strip():
+        errors.append(
+            f"af_compute_token_audience is the storage's audience ('{compute}'): give the HTCondor pool an audience "
+            "of its own (e.g. https://<your domain>/htcondor), or the data tokens that travel with jobs would also "
+            "act in the pool"
+        )
+    entries = values.get("htcondor_scitokens_extra_map")
+    if not isinstance(entries, list):
+        return errors
+    users = {str(u.get("name")) for u in _entries(values.get("af_users"))}
+    for index, entry in enumerate(entries):
+        where = f"htcondor_scitokens_extra_map[{index}]"
+        if not isinstance(entry, Mapping):
+            errors.append(
+                f"{where} is not a mapping: write {{issuer: https://..., subject: ..., user: <facility user>}}"
+            )
+            continue
+        issuer, subject, user = (entry.get(key) for key in ("issuer", "subject", "user"))
+        if not (isinstance(issuer, str) and HTTPS_URL_RE.match(issuer.strip())):
+            errors.append(f"{where}.issuer {issuer!r} is not an https URL: name the issuer exactly as its tokens' iss")
+        if not (isinstance(subject, str) and subject.strip()) or any(c in str(subject) for c in '"\n\r'):
+            errors.append(f"{where}.subject {subject!r} must be the token's sub, non-empty, without quotes or newlines")
+        if user not in users:
+            errors.append(f"{where}.user {user!r} is not a facility user: use the name of one of af_users")
+    return errors
+
+
 # --- 16e: logging in (OpenID Connect) ------------------------------------------------------------------
 
 HTTPS_URL_RE = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[^?#\s]*)?$")
@@ -863,6 +895,7 @@ def check_inventory(
         messages += check_time_source(clean)
         messages += check_accounting_groups(clean)
         messages += check_token_settings(clean)
+        messages += check_compute_token_settings(clean)
         messages += check_oidc_settings(clean)
         if host in registry_hosts:
             messages += check_registry_ports(clean)

@@ -82,7 +82,8 @@ def test_alices_server_runs_as_alice_with_her_credentials_only(facility, alice):
     inside = in_server(facility, "alice", "id -un; ls /etc/af/credentials; ls ~/examples; touch /etc/af/credentials/x")
     lines = inside.stdout.split()
     assert lines[0] == "alice"
-    assert {"condor", "dask", "data.token"} <= set(lines)
+    assert {"compute.token", "dask", "data.token"} <= set(lines)
+    assert "condor" not in lines, "the IDTOKEN directory of earlier versions is still there"
     assert {f"{name}.ipynb" for name in EXAMPLES} <= set(lines)
     assert "Read-only file system" in inside.stderr
 

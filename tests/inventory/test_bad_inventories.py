@@ -291,6 +291,29 @@ BAD = [
         ),
     ),
     Case(
+        "compute-audience-is-the-storage-audience",
+        edit(
+            SITE,
+            lambda d: d.update(
+                {"af_token_audience": "https://af.test", "af_compute_token_audience": "https://af.test"}
+            ),
+        ),
+        ("af_compute_token_audience is the storage's audience ('https://af.test'): give the HTCondor pool",),
+    ),
+    Case(
+        "pool-identity-map-entry-for-no-facility-user",
+        edit(
+            SITE,
+            lambda d: d.update(
+                {"htcondor_scitokens_extra_map": [{"issuer": "http://iam.example", "subject": "x", "user": "eve"}]}
+            ),
+        ),
+        (
+            "htcondor_scitokens_extra_map[0].issuer 'http://iam.example' is not an https URL",
+            "htcondor_scitokens_extra_map[0].user 'eve' is not a facility user",
+        ),
+    ),
+    Case(
         "oidc-issuer-not-https",
         edit(SITE, lambda d: d.update({"af_oidc_issuer_url": "http://services.af.test:4443/api/oidc"})),
         (

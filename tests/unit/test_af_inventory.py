@@ -775,3 +775,32 @@ def test_bad_group_entries_are_named():
     assert any("accounting group 'g': quota 0 is not a fraction" in e for e in errors)
     assert any("htcondor_accounting_groups[3] needs a 'name'" in e for e in errors)
     assert any("htcondor_execute_groups names 'h'" in e for e in errors)
+
+
+def test_compute_token_settings():
+    users = [{"name": "alice", "uid": 2001}]
+    good = {
+        "af_users": users,
+        "af_token_audience": "https://af.test",
+        "af_compute_token_audience": "https://af.test/htcondor",
+        "htcondor_scitokens_extra_map": [
+            {"issuer": "https://cms-auth.web.cern.ch/", "subject": "0e1c-uuid", "user": "alice"}
+        ],
+    }
+    assert inv.check_compute_token_settings(good) == []
+    same = {**good, "af_compute_token_audience": "https://af.test"}
+    assert inv.check_compute_token_settings(same)[0].startswith("af_compute_token_audience is the storage's audience")
+    bad_entries = [
+        "not-a-mapping",
+        {"issuer": "https://iam.example", "subject": 'a" alice@af.test', "user": "alice"},
+        {"issuer": "https://iam.example", "subject": "", "user": "bob"},
+    ]
+    errors = inv.check_compute_token_settings({**good, "htcondor_scitokens_extra_map": bad_entries})
+    assert errors == [
+        "htcondor_scitokens_extra_map[0] is not a mapping: "
+        "write {issuer: https://..., subject: ..., user: <facility user>}",
+        "htcondor_scitokens_extra_map[1].subject 'a\" alice@af.test' must be the token's sub, non-empty, "
+        "without quotes or newlines",
+        "htcondor_scitokens_extra_map[2].subject '' must be the token's sub, non-empty, without quotes or newlines",
+        "htcondor_scitokens_extra_map[2].user 'bob' is not a facility user: use the name of one of af_users",
+    ]

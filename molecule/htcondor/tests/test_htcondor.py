@@ -203,6 +203,8 @@ def test_daemons_authenticate_with_their_certificates_encrypted(nodes):
         for knob in ("SEC_DEFAULT_AUTHENTICATION_METHODS", "SEC_CLIENT_AUTHENTICATION_METHODS"):
             assert "IDTOKENS" not in node.check_output(f"condor_config_val {knob}").upper()
         assert not node.file("/etc/condor/passwords.d/POOL").exists
+        # Nor a CA of the collector's own making: the site CA is the only one.
+        assert node.run("ls /etc/condor/*.pem").stdout.strip() == ""
         assert node.run("find /etc/condor/tokens.d /etc/condor/issued-tokens.d -type f").stdout.strip() == ""
     assert not (ISSUER_KEYS.parent / "htcondor" / "pool-signing.key").exists()
 
