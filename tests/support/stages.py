@@ -1,6 +1,7 @@
-"""Run the suite's stages (make targets) one after the other and end with a table of their durations.
+"""Run stages (make targets) one after the other and end with a table of their durations.
 
-    python tests/support/stages.py lint test-unit test-molecule test-integration
+    python tests/support/stages.py lint test-unit test-molecule test-integration    (make test)
+    python tests/support/stages.py demo-image demo-up demo-site demo-analysis ...   (make demo)
 
 The first stage that fails stops the run (as make would), and its exit status is this program's; the
 table still comes last, so a CI log ends with where the time went and which stage failed.
