@@ -507,6 +507,21 @@ def test_value_referring_to_another_hosts_variables_is_evaluated(runs):
     assert result.returncode == 0, _output(result)
 
 
+def test_privilege_escalation_on_all_is_refused_before_the_controller_is_touched(tmp_path):
+    """ansible_become on 'all' reaches the controller's implicit localhost: refused with the fix, no sudo run."""
+    inventory = tmp_path / "inventory"
+    shutil.copytree(LOCAL, inventory, ignore=shutil.ignore_patterns("credentials", "artifacts"))
+    testbed = inventory / "group_vars/all/testbed.yml"
+    testbed.write_text(testbed.read_text().replace("ansible_become: false", "ansible_become: true"))
+    result = run_playbook(inventory / HOSTS)
+    output = _output(result)
+    assert result.returncode != 0, output
+    assert "The inventory sets ansible_become for the controller too" in output, output
+    assert "to a parent group of the site's nodes" in output, output
+    assert "sudo" not in output, output  # stopped before anything tried to escalate
+    assert_no_host_contacted(result)
+
+
 def test_example_site_inventory_passes(runs):
     result = runs["example-site"]
     assert result.returncode == 0, _output(result)

@@ -181,6 +181,14 @@ def collect(
     return values, errors
 
 
+CONTROLLER_BECOME = (
+    "The inventory sets ansible_become for the controller too: Ansible's implicit localhost, where the "
+    "inventory check, the site's secrets and its signing run, inherits every variable set on 'all'. Move "
+    "ansible_become (and ansible_user) from 'all' (hosts.yml 'all: vars:' or group_vars/all) to a parent "
+    "group of the site's nodes, as inventories/example-site/hosts.yml does with 'site_nodes'."
+)
+
+
 # --- The action plugin ---------------------------------------------------------------------------------
 
 
@@ -193,6 +201,11 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         task_vars = task_vars or {}
+        if self._play_context.become:
+            # This task runs on the controller (the implicit localhost), which inherits the inventory's
+            # "all" vars: privilege escalation meant for the nodes would run sudo here (Mitogen does
+            # even as root, where stock Ansible skips it), and so would every task delegated to it.
+            raise AnsibleActionFail(CONTROLLER_BECOME)
         _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
 
         groups = args["groups"]
