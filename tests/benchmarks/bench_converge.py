@@ -15,16 +15,13 @@ within 60 s; warm 8-execute-node / 2-execute-node ratio within 1.3.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import re
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -37,9 +34,9 @@ from tests.support.testbed import (
     make_inventory,
     run_playbook,
     testbed_name,
+    write_result,
 )
 
-RESULTS = REPO / "tests" / "benchmarks" / "results"
 TARGET_WARM_SECONDS = 60.0
 TARGET_RATIO = 1.3
 STRATEGIES = {"stock": "linear", "mitogen": "mitogen_linear"}
@@ -226,17 +223,12 @@ def main() -> int:
     print_table(rows)
     for key, value in summary.items():
         print(f"{key}: {value}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    result = {
-        "benchmark": "converge",
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "targets": {"warm_default_s": TARGET_WARM_SECONDS, "warm_ratio_8_to_2": TARGET_RATIO},
-        "rows": rows,
-        "summary": summary,
-    }
-    (RESULTS / "converge.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS / 'converge.json'}")
+    write_result(
+        "converge",
+        targets={"warm_default_s": TARGET_WARM_SECONDS, "warm_ratio_8_to_2": TARGET_RATIO},
+        rows=rows,
+        summary=summary,
+    )
     return 0
 
 

@@ -17,20 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.support.testbed import REPO, make_inventory, run_playbook
+from tests.support.testbed import make_inventory, run_playbook, write_result
 
-RESULTS = REPO / "tests" / "benchmarks" / "results"
 NAME = "afbenchhtc"
 SUBNET = "172.30.230.0/24"
 TARGETS = {"vanilla_median_s": 3.0, "docker_median_s": 10.0}
@@ -142,19 +138,14 @@ def main() -> int:
             f" {TARGETS[key]:>6.1f}s {'yes' if met[key] else 'NO':>4}"
         )
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    result = {
-        "benchmark": "htcondor",
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "testbed": {"central_manager": 1, "submit": 1, "execute": 2},
-        "targets": TARGETS,
-        "steps": steps,
-        "submit_to_running": {"vanilla": vanilla, "docker": docker},
-        "targets_met": met,
-    }
-    (RESULTS / "htcondor.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS / 'htcondor.json'}")
+    write_result(
+        "htcondor",
+        testbed={"central_manager": 1, "submit": 1, "execute": 2},
+        targets=TARGETS,
+        steps=steps,
+        submit_to_running={"vanilla": vanilla, "docker": docker},
+        targets_met=met,
+    )
     return 0
 
 

@@ -17,13 +17,10 @@ rate with token authorization at least 0.9 of the rate without it.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -31,9 +28,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from module_utils import af_jwt
-from tests.support.testbed import REPO, make_inventory, run_playbook
+from tests.support.testbed import REPO, make_inventory, run_playbook, write_result
 
-RESULTS = REPO / "tests" / "benchmarks" / "results"
 NAME = "afbenchxrd"
 SUBNET = "172.30.231.0/24"
 DOMAIN = "af.test"
@@ -205,21 +201,16 @@ def main() -> int:
         target = f" (target >= {TARGETS[key]}, {'met' if met[key] else 'NOT met'})" if key in TARGETS else ""
         print(f"{key}: {value}{target}")
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    result = {
-        "benchmark": "xrootd",
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "client": "container on the testbed network, 1 CPU, this repository's Python environment",
-        "targets": TARGETS,
-        "steps": steps,
-        "reads": {k: measured[k] for k in ("local", "root+token", "https+token")},
-        "small_files": small,
-        "summary": summary,
-        "targets_met": met,
-    }
-    (RESULTS / "xrootd.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS / 'xrootd.json'}")
+    write_result(
+        "xrootd",
+        client="container on the testbed network, 1 CPU, this repository's Python environment",
+        targets=TARGETS,
+        steps=steps,
+        reads={k: measured[k] for k in ("local", "root+token", "https+token")},
+        small_files=small,
+        summary=summary,
+        targets_met=met,
+    )
     return 0
 
 

@@ -7,7 +7,9 @@ subnet (so it can run beside a developer's demo testbed) and any number of execu
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -17,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -196,3 +199,22 @@ def converged_facility(inventory: Path | None, name: str, subnet: str) -> Iterat
         yield inventory.resolve(), round(site.seconds, 1)
     finally:
         run_playbook("playbooks/testbed_down.yml", inventory)
+
+
+RESULTS = REPO / "tests" / "benchmarks" / "results"
+
+
+def write_result(benchmark: str, **fields: object) -> Path:
+    """Write a benchmark's JSON (tests/benchmarks/results/<benchmark>.json): its name, when it ran, on
+    what machine, then the benchmark's own fields in the given order. Prints and returns the path."""
+    result = {
+        "benchmark": benchmark,
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        **fields,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{benchmark}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {path}")
+    return path
