@@ -53,8 +53,8 @@ class Registry:
         host = _group_hosts(inventory, "registry")[0]
         domain = yaml.safe_load((inventory / "group_vars/all/site.yml").read_text())["af_domain"]
         self.host = host if "." in host else f"{host}.{domain}"
-        self.pull = f"{self.host}:{_group_var(inventory, 'registry', 'registry_pull_port', 5000)}"
-        self.push = f"{self.host}:{_group_var(inventory, 'registry', 'registry_push_port', 5001)}"
+        self.pull = f"{self.host}:{_group_var(inventory, 'all/site', 'af_registry_pull_port', 5000)}"
+        self.push = f"{self.host}:{_group_var(inventory, 'all/site', 'af_registry_push_port', 5001)}"
         self.password_file = inventory / "credentials" / "registry" / f"{PUSH_USER}.password"
 
     @property
