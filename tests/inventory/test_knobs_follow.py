@@ -34,7 +34,7 @@ KNOBS = {
     "af_token_issuer_port": 8442,
     "af_token_keys_dir": "/srv/af-site/token-keys",
 }
-# Per-host names (af_node_fqdn): the central manager and the node of the issuer, registry, hub and provider.
+# Hosts with unusual names (af_fqdn_overrides): the central manager and the node of the issuer, registry, hub and provider.
 RENAMED = {"head": "cm.pool.af.test", "services": "portal.af.test"}
 # Each host's address for /etc/hosts (no facts: nothing is gathered).
 ADDRESSES = {"head": "10.0.0.1", "submit1": "10.0.0.2", "services": "10.0.0.3"}
@@ -71,9 +71,7 @@ def rendered(tmp_path_factory) -> dict[str, dict]:
     """host -> what its consumers render, on a copy of inventories/local with every knob turned."""
     inventory = tmp_path_factory.mktemp("knobs") / "inventory"
     shutil.copytree(LOCAL, inventory, ignore=shutil.ignore_patterns("credentials", "artifacts"))
-    _set(inventory / "group_vars/all/site.yml", KNOBS)
-    for host, fqdn in RENAMED.items():
-        _set(inventory / "host_vars" / f"{host}.yml", {"af_node_fqdn": fqdn})
+    _set(inventory / "group_vars/all/site.yml", {**KNOBS, "af_fqdn_overrides": RENAMED})
     for host, address in ADDRESSES.items():
         _set(inventory / "host_vars" / f"{host}.yml", {"baseline_host_address": address})
     return _run(inventory / "hosts.yml", tmp_path_factory.mktemp("knobs-out") / "out")
