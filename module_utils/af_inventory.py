@@ -58,9 +58,9 @@ DEFAULT_SETTINGS: dict = {
     "plaintext_allowed": [],
 }
 
-# Role registry's port defaults (roles/registry/defaults/main.yml; a unit test keeps them equal): the
+# The registry ports' defaults (roles/af_defaults/defaults/main.yml; a unit test keeps them equal): the
 # inventory check sees inventory values only, so a port left at its default is taken from here.
-REGISTRY_DEFAULT_PORTS = {"registry_pull_port": 5000, "registry_push_port": 5001}
+REGISTRY_DEFAULT_PORTS = {"af_registry_pull_port": 5000, "af_registry_push_port": 5001}
 
 ACCOUNT_LISTS = ("af_service_accounts", "af_users")
 
@@ -747,10 +747,10 @@ def check_registry_ports(values: Mapping) -> list[str]:
     if pull is None or pull != push:
         return []
     return [
-        f"registry_pull_port and registry_push_port are both {pull}: the anonymous, read-only pull endpoint and "
+        f"af_registry_pull_port and af_registry_push_port are both {pull}: the anonymous, read-only pull endpoint and "
         "the authenticated push endpoint are separate servers and need ports of their own; set one of them to "
-        f"another port (defaults {REGISTRY_DEFAULT_PORTS['registry_pull_port']} and "
-        f"{REGISTRY_DEFAULT_PORTS['registry_push_port']})"
+        f"another port (defaults {REGISTRY_DEFAULT_PORTS['af_registry_pull_port']} and "
+        f"{REGISTRY_DEFAULT_PORTS['af_registry_push_port']})"
     ]
 
 

@@ -336,10 +336,10 @@ BAD = [
     ),
     Case(
         "registry-pull-and-push-on-one-port",
-        edit(REGISTRY, lambda d: d.update(registry_push_port=5000)),
+        edit(REGISTRY, lambda d: d.update(af_registry_push_port=5000)),
         (
-            "host 'services': registry_pull_port and registry_push_port are both 5000: the anonymous, read-only pull "
-            "endpoint and the authenticated push endpoint are separate servers and need ports of their own",
+            "host 'services': af_registry_pull_port and af_registry_push_port are both 5000: the anonymous, read-only "
+            "pull endpoint and the authenticated push endpoint are separate servers and need ports of their own",
         ),
     ),
     Case(

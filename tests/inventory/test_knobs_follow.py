@@ -34,7 +34,8 @@ KNOBS = {
     "af_token_issuer_port": 8442,
     "af_token_keys_dir": "/srv/af-site/token-keys",
 }
-# Hosts with unusual names (af_fqdn_overrides): the central manager and the node of the issuer, registry, hub and provider.
+# Hosts with unusual names (af_fqdn_overrides): the central manager, and the node of the issuer,
+# registry, hub and provider.
 RENAMED = {"head": "cm.pool.af.test", "services": "portal.af.test"}
 # Each host's address for /etc/hosts (no facts: nothing is gathered).
 ADDRESSES = {"head": "10.0.0.1", "submit1": "10.0.0.2", "services": "10.0.0.3"}

@@ -113,11 +113,13 @@ SITE = {
     "jupyterhub_credentials_dir": "/var/lib/af/credentials",
     "site_pki_ca_trust_path": "/usr/local/share/ca-certificates/af-site-ca.crt",
     "jupyterhub_session_env_file": "/etc/af/session.env",
+    "jupyterhub_site_ca": "/usr/local/share/ca-certificates/af-site-ca.crt",
     "af_hub_port": 8443,
     "jupyterhub_api_port": 8081,
     "jupyterhub_state_dir": "/var/lib/jupyterhub",
     "af_oidc_client_id": "jupyterhub",
     "af_hub_url": "https://hub.example.org",
+    "af_hub_oauth_callback_url": "https://hub.example.org/hub/oauth_callback",
     "jupyterhub_oidc": {
         "authorization_endpoint": "https://iam.example.org/authorize",
         "token_endpoint": "https://iam.example.org/token",

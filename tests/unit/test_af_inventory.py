@@ -515,7 +515,7 @@ def test_check_inventory_skips_roles_without_a_spec_and_hosts_outside_their_grou
 
 
 def test_registry_default_ports_match_the_role():
-    defaults = _yaml("roles/registry/defaults/main.yml")
+    defaults = _yaml("roles/af_defaults/defaults/main.yml")
     assert {name: defaults[name] for name in inv.REGISTRY_DEFAULT_PORTS} == inv.REGISTRY_DEFAULT_PORTS
 
 
@@ -523,10 +523,10 @@ def test_registry_default_ports_match_the_role():
     ("values", "clash"),
     [
         ({}, None),
-        ({"registry_pull_port": 5001, "registry_push_port": 5000}, None),
-        ({"registry_push_port": 5000}, 5000),
-        ({"registry_pull_port": 5001}, 5001),
-        ({"registry_pull_port": "443", "registry_push_port": 443}, 443),
+        ({"af_registry_pull_port": 5001, "af_registry_push_port": 5000}, None),
+        ({"af_registry_push_port": 5000}, 5000),
+        ({"af_registry_pull_port": 5001}, 5001),
+        ({"af_registry_pull_port": "443", "af_registry_push_port": 443}, 443),
     ],
 )
 def test_registry_ports(values, clash):
@@ -535,7 +535,7 @@ def test_registry_ports(values, clash):
         assert errors == []
     else:
         [error] = errors
-        assert error.startswith(f"registry_pull_port and registry_push_port are both {clash}: ")
+        assert error.startswith(f"af_registry_pull_port and af_registry_push_port are both {clash}: ")
 
 
 def test_registry_storage():
@@ -552,11 +552,11 @@ def test_check_inventory_registry(testbed):
     testbed["role_hosts"]["registry"] = ["registry"]
     testbed["argument_specs"]["registry"] = _yaml("roles/registry/meta/argument_specs.yml")
     assert inv.check_inventory(**testbed) == []
-    testbed["hostvars"]["services"]["registry_push_port"] = 5000
+    testbed["hostvars"]["services"]["af_registry_push_port"] = 5000
     testbed["groups"]["registry"].append("head")
     testbed["hostvars"]["head"]["registry_storage_shared"] = "yes"  # converted as the role would
     assert inv.check_inventory(**testbed) == [
-        "host 'services': registry_pull_port and registry_push_port are both 5000: the anonymous, read-only pull "
+        "host 'services': af_registry_pull_port and af_registry_push_port are both 5000: the anonymous, read-only pull "
         "endpoint and the authenticated push endpoint are separate servers and need ports of their own; set one of "
         "them to another port (defaults 5000 and 5001)",
         "group 'registry' has 2 hosts ('head', 'services') but registry_storage_shared is not true on 'services': "
