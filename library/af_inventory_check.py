@@ -26,10 +26,15 @@ description:
   - "Checks: af_site_name and af_domain; required node roles have a host; at most one central manager;
     no host in two conflicting node roles; every host has a node role; hostnames are DNS names; account
     and group lists (unique UIDs, names and GIDs, groups defined, UID ranges, identical on every host);
-    types against the roles' argument specs; firewall port strings; a time source for every host; the
-    registry's pull and push ports differ, and several registry hosts declare a shared storage; the
-    token and OIDC issuer URLs are https, and af_oidc_mode external names af_oidc_issuer_url,
-    af_oidc_client_id and af_oidc_client_secret_file; no plain-text secrets."
+    types against the roles' argument specs, with no string where a boolean, number, list or mapping is
+    expected; ports, lifetimes and validities within range; absolute paths; account names that useradd
+    accepts, in lowercase; host names that are not IP addresses; firewall port strings; a time source for
+    every host; no two services of a host on one port; CAs that outlive their certificates and tokens
+    refreshed before they expire; the token issuer URL the site's issuer serves; an XCache's origin; the
+    groups a site's shape needs (registry, issuer, OIDC provider); several registry hosts declare a shared
+    storage; the token and OIDC issuer URLs are https, and af_oidc_mode external names af_oidc_issuer_url,
+    af_oidc_client_id and af_oidc_client_secret_file; no role parameter that copies a shared fact and no
+    renamed variable; site-wide values the same on every host; no plain-text secrets."
   - The logic lives in C(module_utils/af_inventory.py); the role is documented in C(roles/validate_inventory/README.md).
 version_added: "0.1.0"
 author:
@@ -118,6 +123,27 @@ options:
         description: Secret-looking variables whose value is computed (for example a lookup), not a literal secret.
         type: list
         elements: str
+      shared_fact_copies:
+        description:
+          - Role parameters that follow a shared fact of roles/af_defaults (parameter -> fact); refused when set.
+        type: dict
+      renamed_vars:
+        description: Variables no role reads any more (old name -> what to set instead); refused when set.
+        type: dict
+  defaults:
+    description:
+      - Values of role defaults that the inventory does not override (host -> {variable -> value}); the
+        relations between values (ports of one host, validities, the issuer URL, an XCache's origin) are
+        judged on the inventory's values over these.
+      - The action plugin fills them in for O(effective_vars) from the defaults of the roles that run on each host.
+    type: dict
+    default: {}
+  effective_vars:
+    description:
+      - Variables whose role default the action plugin evaluates for every host where the inventory does not set them.
+    type: list
+    elements: str
+    default: []
   evaluation_errors:
     description:
       - Variables whose templates could not be evaluated when the inventory was read (host -> {variable -> error}).
@@ -196,6 +222,8 @@ SETTINGS_OPTIONS = {
     "user_uid_range": {"type": "list", "elements": "int"},
     "secret_suffixes": {"type": "list", "elements": "str"},
     "plaintext_allowed": {"type": "list", "elements": "str"},
+    "shared_fact_copies": {"type": "dict"},
+    "renamed_vars": {"type": "dict"},
 }
 
 
@@ -208,9 +236,11 @@ def main() -> None:
             "role_hosts": {"type": "dict", "required": True},
             "settings": {"type": "dict", "default": {}, "options": SETTINGS_OPTIONS},
             "evaluation_errors": {"type": "dict", "default": {}},
+            "defaults": {"type": "dict", "default": {}},
             # Read by the action plugin (roles/validate_inventory/action_plugins/) only.
             "roles_dir": {"type": "path"},
             "extra_vars": {"type": "list", "elements": "str", "default": []},
+            "effective_vars": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )
@@ -229,6 +259,7 @@ def main() -> None:
         role_hosts=params["role_hosts"],
         settings=params["settings"],
         evaluation_errors=params["evaluation_errors"],
+        defaults=params["defaults"],
     )
     if errors:
         module.fail_json(msg=format_errors(errors), errors=errors, changed=False)

@@ -24,6 +24,7 @@ HAS = "{has}"
 
 SITE_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 DNS_LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+IPV4_RE = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$")
 PORT_RE = re.compile(r"^([0-9]{1,5})(?:-([0-9]{1,5}))?/(tcp|udp)$")
 DNS_LABEL_MAX = 63
 DNS_NAME_MAX = 253
@@ -56,11 +57,11 @@ DEFAULT_SETTINGS: dict = {
     "secret_suffixes": ["_password", "_secret", "_token", "_key"],
     # Secret-looking variables whose value is computed (e.g. a lookup), not a literal secret.
     "plaintext_allowed": [],
+    # Role parameters that follow a shared fact of roles/af_defaults: {parameter: fact}.
+    "shared_fact_copies": {},
+    # Variables no role reads any more: {old name: what to do instead}.
+    "renamed_vars": {},
 }
-
-# The registry ports' defaults (roles/af_defaults/defaults/main.yml; a unit test keeps them equal): the
-# inventory check sees inventory values only, so a port left at its default is taken from here.
-REGISTRY_DEFAULT_PORTS = {"af_registry_pull_port": 5000, "af_registry_push_port": 5001}
 
 ACCOUNT_LISTS = ("af_service_accounts", "af_users")
 
@@ -262,7 +263,13 @@ def check_node_role(host: str, groups_of_host: Iterable[str], node_roles: Iterab
 
 
 def check_hostname(host: str) -> list[str]:
-    """The inventory hostname is a valid DNS name (it becomes the node's name and FQDN)."""
+    """The inventory hostname is a valid DNS name (it becomes the node's name and FQDN), not an address."""
+    if IPV4_RE.match(host) or ":" in host:
+        return [
+            f"host '{host}' is an IP address: inventory host names become node names and FQDNs (certificates, "
+            f"HTCondor, /etc/hosts); give the host a name in hosts.yml and put the address in its ansible_host "
+            f"(e.g. t3-node01: {{ansible_host: {host}}})"
+        ]
     if valid_dns_name(host):
         return []
     suggestion = re.sub(r"[^a-z0-9.-]+", "-", host.lower()).strip("-.")
@@ -402,6 +409,7 @@ def check_accounts(values: Mapping, settings: Mapping) -> list[str]:
         + check_duplicate_groups(groups)
         + check_group_references(groups, service_accounts, users)
         + check_uid_ranges(service_accounts, users, settings["service_uid_range"], settings["user_uid_range"])
+        + check_account_names(groups, service_accounts, users)
     )
 
 
@@ -419,8 +427,15 @@ def _option_spec(option: Mapping) -> dict:
 def check_types(name: str, value: object, option: Mapping, role: str) -> tuple[list[str], object]:
     """Validate one variable against its option in a role's argument spec.
 
-    Returns (messages, value converted as the role's own validation would convert it).
+    Returns (messages, value converted as the role's own validation would convert it). A string where
+    another type is expected is refused rather than converted (see type_problems).
     """
+    problems = type_problems(name, value, option)
+    if problems:
+        return [
+            f"variable {problem} (argument spec of role '{role}': roles/{role}/meta/argument_specs.yml)"
+            for problem in problems
+        ], value
     result = ArgumentSpecValidator({name: _option_spec(option)}).validate({name: value})
     messages = []
     for error in result.errors:
@@ -462,7 +477,7 @@ def check_required(values: Mapping, options: Mapping[str, Mapping], role: str) -
 
 
 def check_same_everywhere(hostvars: Mapping[str, Mapping], names: Iterable[str], all_hosts: Iterable[str]) -> list[str]:
-    """Account and group lists have the same value on every host (same UIDs/GIDs on every node)."""
+    """Site-wide values (account and group lists, shared ports and URLs) are the same on every host."""
     all_hosts = sorted(all_hosts)
     errors = []
     for name in sorted(set(names)):
@@ -479,10 +494,14 @@ def check_same_everywhere(hostvars: Mapping[str, Mapping], names: Iterable[str],
             f"{'it unset' if key == '<not set>' else ('one value' if i == 0 else 'another value')}"
             for i, (key, hosts) in enumerate(ordered)
         )
+        why = (
+            "accounts and groups must be identical on every node (same UIDs and GIDs everywhere)"
+            if name in ("af_groups", *ACCOUNT_LISTS)
+            else "it is a site-wide value that the services on different nodes must agree on"
+        )
         errors.append(
-            f"variable '{name}' is not the same on every host ({described}): accounts and groups must be "
-            f"identical on every node (same UIDs and GIDs everywhere); define {name} once in the inventory's "
-            "group_vars/all and remove the host_vars/group_vars override"
+            f"variable '{name}' is not the same on every host ({described}): {why}; define {name} once in the "
+            "inventory's group_vars/all and remove the host_vars/group_vars override"
         )
     return errors
 
@@ -741,19 +760,6 @@ def check_oidc_settings(values: Mapping) -> list[str]:
 # --- 16d: the site container registry -------------------------------------------------------------------
 
 
-def check_registry_ports(values: Mapping) -> list[str]:
-    """A registry host's pull and push endpoints are separate servers: they need different ports."""
-    pull, push = (as_int(values.get(name, default)) for name, default in REGISTRY_DEFAULT_PORTS.items())
-    if pull is None or pull != push:
-        return []
-    return [
-        f"af_registry_pull_port and af_registry_push_port are both {pull}: the anonymous, read-only pull endpoint and "
-        "the authenticated push endpoint are separate servers and need ports of their own; set one of them to "
-        f"another port (defaults {REGISTRY_DEFAULT_PORTS['af_registry_pull_port']} and "
-        f"{REGISTRY_DEFAULT_PORTS['af_registry_push_port']})"
-    ]
-
-
 def check_registry_storage(registry_hosts: Iterable[str], shared: Mapping[str, object]) -> list[str]:
     """Several registry hosts serve one image store: each must declare registry_storage_shared: true."""
     hosts = sorted(set(registry_hosts))
@@ -786,6 +792,405 @@ def check_plaintext_secrets(values: Mapping, suffixes: Iterable[str], allowed: I
             f"variable '{name}' holds a plain-text secret: encrypt it with ansible-vault "
             f"('ansible-vault encrypt_string --name {name}') and put the resulting '{name}: !vault |' block in "
             "the inventory instead (or keep it in a file encrypted with 'ansible-vault encrypt')"
+        )
+    return errors
+
+
+# --- 17: values a template would read differently (strings where another type is expected) -------
+
+TYPE_WORDS = {"bool": "a boolean", "int": "an integer", "float": "a number", "list": "a list", "dict": "a mapping"}
+TYPE_FIXES = {
+    "bool": "write true or false without quotes (a quoted 'no' is text, and text that is not empty is true in a "
+    "template)",
+    "int": "write the number without quotes",
+    "float": "write the number without quotes",
+    "list": "write a YAML list (one '- item' line per entry, or [a, b]); a single string is read as a list of "
+    "its characters",
+    "dict": "write a YAML mapping (key: value lines)",
+}
+
+
+def entry_name(where: str, index: int, item: object) -> str:
+    """How a list entry is named in a message: by its 'name' (or 'client_id') when it has one, else its index."""
+    if isinstance(item, Mapping):
+        for key in ("name", "client_id"):
+            if isinstance(item.get(key), str):
+                return f"{where}[{index}] ('{item[key]}')"
+    return f"{where}[{index}]"
+
+
+def type_problems(where: str, value: object, option: Mapping) -> list[str]:
+    """Values whose type is not the one the argument spec names, without the conversions Ansible's validation
+    makes: a string where a bool, number, list or mapping is expected, or a bool where a number is.
+
+    The roles use the raw value, so a conversion made only for the check would judge another value than the
+    one a template reads. Sub-options and list elements are checked too.
+    """
+    kind = option.get("type", "str")
+    problems = []
+    if kind in ("bool", "int", "float", "list", "dict") and isinstance(value, str):
+        problems.append(f"'{where}' is the string {value!r}, not {TYPE_WORDS[kind]}: {TYPE_FIXES[kind]}")
+    elif kind in ("int", "float") and isinstance(value, bool):
+        problems.append(f"'{where}' is {value!r}, a boolean, not {TYPE_WORDS[kind]}: write a number")
+    elif kind == "list" and isinstance(value, list):
+        element = {"type": option.get("elements", "raw"), "options": option.get("options")}
+        for index, item in enumerate(value):
+            problems += type_problems(entry_name(where, index, item), item, element)
+    elif kind == "dict" and isinstance(value, Mapping) and isinstance(option.get("options"), Mapping):
+        for key, sub in option["options"].items():
+            if key in value and isinstance(sub, Mapping):
+                problems += type_problems(f"{where}.{key}", value[key], sub)
+    return problems
+
+
+# --- 18: ranges, sizes and absolute paths -------------------------------------------------------------
+
+# Integer options by name: (pattern, lowest, highest, unit). The first matching pattern applies.
+NUMBER_RANGES: tuple[tuple[re.Pattern, int, int, str], ...] = (
+    (re.compile(r"_port$"), 1, PORT_MAX, "a TCP port"),
+    (re.compile(r"_(valid|renew)_days$"), 1, 36500, "days"),
+    (re.compile(r"_password_length$"), 16, 1024, "characters"),
+    (re.compile(r"_cull_idle_timeout$"), 0, 31536000, "seconds (0 turns culling off)"),
+    (re.compile(r"_(lifetime|interval|horizon|renew_before|refresh_period)$"), 60, 31536000, "seconds"),
+    (re.compile(r"_(timeout|cull_every)$"), 1, 86400, "seconds"),
+    (re.compile(r"^chrony_local_stratum$"), 0, 15, "a stratum; 0: this host serves no time of its own"),
+    (re.compile(r"_(retries|delay)$"), 1, 3600, "a count"),
+    (re.compile(r"_cache_valid_time$"), 0, 31536000, "seconds"),
+)
+
+# String options that hold paths although their spec type is str (login shells, exported namespaces).
+ABSOLUTE_PATH_NAMES = frozenset(
+    {
+        "accounts_default_shell",
+        "xrootd_export",
+        "xrootd_token_base_path",
+        "user_credentials_data_write_base",
+        "user_credentials_data_read_paths",
+        "xrootd_public_paths",
+        "facility_summary_file",
+    }
+)
+# Sub-options that hold absolute paths: (option, sub-option).
+ABSOLUTE_PATH_SUBOPTIONS = frozenset({("af_users", "shell"), ("af_service_accounts", "home")})
+
+SIZE_RE = re.compile(r"^[0-9]+(\.[0-9]+)?[kmgtKMGT]?$")
+FRACTION_RE = re.compile(r"^0?\.[0-9]+$|^0\.[0-9]+$")
+
+
+def check_number_ranges(values: Mapping, options: Mapping[str, Mapping]) -> list[str]:
+    """Integer options within sane bounds: ports 1-65535, lifetimes and validities above zero, ..."""
+    errors = []
+    for name in sorted(set(values) & set(options)):
+        if (options[name] or {}).get("type") != "int":
+            continue
+        number = values[name]
+        if isinstance(number, bool) or not isinstance(number, int):
+            continue
+        for pattern, low, high, unit in NUMBER_RANGES:
+            if pattern.search(name):
+                if not low <= number <= high:
+                    errors.append(f"{name} is {number}, outside {low}-{high} ({unit}): set it within that range")
+                break
+    return errors
+
+
+def _path_problem(value: object) -> bool:
+    return isinstance(value, str) and bool(value) and not value.startswith("/")
+
+
+def check_absolute_paths(values: Mapping, options: Mapping[str, Mapping]) -> list[str]:
+    """Paths on the nodes are absolute: a relative path would depend on the directory a service starts in."""
+    errors = []
+
+    def refuse(where: str, value: object) -> None:
+        errors.append(f"{where} {value!r} is not an absolute path: write the full path, starting with '/'")
+
+    for name in sorted(set(values) & set(options)):
+        option, value = options[name] or {}, values[name]
+        if option.get("type") == "path" or name in ABSOLUTE_PATH_NAMES:
+            items = value if isinstance(value, list) else [value]
+            for index, item in enumerate(items):
+                if _path_problem(item):
+                    refuse(f"{name}[{index}]" if isinstance(value, list) else name, item)
+        elif option.get("type") == "list" and option.get("elements") == "path" and isinstance(value, list):
+            for index, item in enumerate(value):
+                if _path_problem(item):
+                    refuse(f"{name}[{index}]", item)
+        suboptions = option.get("options") if isinstance(option.get("options"), Mapping) else {}
+        for index, item in enumerate(value if isinstance(value, list) else []):
+            if not isinstance(item, Mapping):
+                continue
+            for key, sub in suboptions.items():
+                is_path = isinstance(sub, Mapping) and sub.get("type") == "path"
+                if (is_path or (name, key) in ABSOLUTE_PATH_SUBOPTIONS) and _path_problem(item.get(key)):
+                    refuse(f"{entry_name(name, index, item)}.{key}", item.get(key))
+    return errors
+
+
+def check_cache_sizes(values: Mapping) -> list[str]:
+    """An XCache's RAM and disk watermarks: sizes such as 1g, watermarks as fractions (low below high) or sizes."""
+    errors = []
+    ram = values.get("xrootd_cache_ram")
+    if isinstance(ram, str) and not SIZE_RE.match(ram.strip()):
+        errors.append(f"xrootd_cache_ram {ram!r} is not a size: write a number with k, m, g or t (e.g. 2g)")
+    marks = {}
+    for name in ("xrootd_cache_disk_low", "xrootd_cache_disk_high"):
+        mark = values.get(name)
+        if not isinstance(mark, str):
+            continue
+        text = mark.strip()
+        if FRACTION_RE.match(text) and 0 < float(text) < 1:
+            marks[name] = float(text)
+        elif not (SIZE_RE.match(text) and text[-1].isalpha()):
+            errors.append(
+                f"{name} {mark!r} is neither a fraction of the disk between 0 and 1 (e.g. '0.90') nor a size "
+                "(e.g. '500g'): write one of them"
+            )
+    if len(marks) == 2 and marks["xrootd_cache_disk_low"] >= marks["xrootd_cache_disk_high"]:
+        errors.append(
+            f"xrootd_cache_disk_low ({marks['xrootd_cache_disk_low']:g}) is not below xrootd_cache_disk_high "
+            f"({marks['xrootd_cache_disk_high']:g}): the cache purges from the high watermark down to the low one; "
+            "make low smaller than high"
+        )
+    return errors
+
+
+# --- 19: names that a later step refuses or changes -------------------------------------------------------
+
+# Debian's adduser NAME_REGEX (without the trailing '$' of machine accounts), at most 32 characters (useradd).
+ACCOUNT_NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]*$")
+ACCOUNT_NAME_MAX = 32
+
+
+def check_account_names(groups: object, service_accounts: object, users: object) -> list[str]:
+    """Account and group names that useradd/groupadd accept and that the hub's login keeps as they are."""
+    errors = []
+    entries = [("af_groups", e) for e in _entries(groups)] + _accounts(service_accounts, users)
+    for var, entry in entries:
+        name = entry.get("name")
+        if not isinstance(name, str):
+            continue
+        if name != name.lower() and ACCOUNT_NAME_RE.match(name.lower()):
+            errors.append(
+                f"{var} entry '{name}' has capital letters: Debian's useradd refuses them and the hub lowercases "
+                f"the name a user logs in with; write '{name.lower()}'"
+            )
+        elif not ACCOUNT_NAME_RE.match(name) or len(name) > ACCOUNT_NAME_MAX:
+            errors.append(
+                f"{var} entry '{name}' is not a valid account name: use at most {ACCOUNT_NAME_MAX} lowercase "
+                "letters, digits, '_' and '-', starting with a letter or '_' (useradd refuses others)"
+            )
+    return sorted(errors)
+
+
+# --- 20: copies of shared facts and renamed variables ----------------------------------------------------
+
+
+def check_shared_fact_copies(values: Mapping, copies: Mapping[str, str], renamed: Mapping[str, str]) -> list[str]:
+    """A role parameter that follows a shared fact (roles/af_defaults) is not set on its own: every service
+    that uses the fact must agree, so the site sets the fact. A variable that was renamed is refused with its
+    new name (the roles no longer read it, so it would be ignored)."""
+    errors = []
+    for name in sorted(set(values) & set(copies)):
+        fact = copies[name]
+        errors.append(
+            f"{name} is set in the inventory, but it follows the shared fact {fact} (roles/af_defaults), which other "
+            f"services read too: remove {name} and set {fact} instead, so that they all agree"
+        )
+    for name in sorted(set(values) & set(renamed)):
+        errors.append(f"{name} is no longer read by any role: {renamed[name]}")
+    return errors
+
+
+# --- 21: relations between values on one host ----------------------------------------------------------------
+
+# Who listens where: (group, variable holding the port, service). HTCondor's 9618 is fixed.
+SERVICE_PORTS: tuple[tuple[str, str, str], ...] = (
+    ("issuer", "af_token_issuer_port", "the token issuer"),
+    ("registry", "af_registry_pull_port", "the registry's pull endpoint"),
+    ("registry", "af_registry_push_port", "the registry's push endpoint"),
+    ("hub", "af_hub_port", "JupyterHub"),
+    ("oidc_provider", "af_oidc_provider_port", "the OIDC provider"),
+    ("storage", "af_xrootd_port", "XRootD"),
+    ("storage", "af_xrootd_https_port", "XRootD's HTTPS endpoint"),
+    ("all", "nftables_ssh_port", "SSH"),
+)
+HTCONDOR_GROUPS = ("central_manager", "submit", "execute")
+HTCONDOR_PORT = 9618
+
+
+def check_port_clashes(groups_of_host: Iterable[str], values: Mapping) -> list[str]:
+    """Two services of one host on one port: the second would not start."""
+    mine = {*groups_of_host, "all"}
+    users: dict[int, list[str]] = {}
+    for group, name, service in SERVICE_PORTS:
+        port = as_int(values.get(name))
+        if group in mine and port is not None:
+            users.setdefault(port, []).append(f"{service} ({name})")
+    if mine & set(HTCONDOR_GROUPS):
+        users.setdefault(HTCONDOR_PORT, []).append("HTCondor (fixed port 9618)")
+    return [
+        f"{WHERE}: port {port} is used by both {' and '.join(services)}: one of them would not start; give one "
+        "of them another port in the inventory"
+        for port, services in sorted(users.items())
+        if len(services) > 1
+    ]
+
+
+# (certificate authority's validity, validity of what it signs, renewal margin or None, what they are)
+VALIDITY_PAIRS = (
+    ("site_pki_ca_valid_days", "site_pki_host_valid_days", "site_pki_renew_days", "the site CA and host certificates"),
+    (
+        "user_credentials_tls_ca_valid_days",
+        "user_credentials_tls_valid_days",
+        None,
+        "the Dask TLS CA and users' certificates",
+    ),
+)
+# (longer, shorter, what goes wrong when the shorter one is not shorter)
+LIFETIME_PAIRS = (
+    (
+        "xrootd_cache_token_lifetime",
+        "xrootd_cache_token_renew_before",
+        "every converge would re-mint the XCache's token",
+    ),
+    (
+        "user_credentials_data_token_lifetime",
+        "user_credentials_data_token_interval",
+        "users' queued tokens would leave gaps in which none is valid",
+    ),
+    (
+        "user_credentials_data_token_lifetime",
+        "user_credentials_token_refresh_period",
+        "a token could expire before the refresh timer installs the next one",
+    ),
+    (
+        "user_credentials_data_token_horizon",
+        "user_credentials_data_token_renew_before",
+        "every converge would re-sign users' token queues",
+    ),
+)
+
+
+def check_validities(values: Mapping) -> list[str]:
+    """A CA outlives the certificates it signs; a renewal margin is shorter than the validity; a token is
+    refreshed before it expires."""
+    errors = []
+    for ca_name, cert_name, renew_name, what in VALIDITY_PAIRS:
+        ca, cert = as_int(values.get(ca_name)), as_int(values.get(cert_name))
+        if ca is not None and cert is not None and ca <= cert:
+            errors.append(
+                f"{ca_name} ({ca}) is not longer than {cert_name} ({cert}) ({what}): a certificate would outlive the "
+                "CA that signed it and stop being trusted early; make the CA's validity the longer one"
+            )
+        renew = as_int(values.get(renew_name)) if renew_name else None
+        if renew is not None and cert is not None and renew >= cert:
+            errors.append(
+                f"{renew_name} ({renew}) is not shorter than {cert_name} ({cert}): every converge would renew "
+                "the certificates; make the renewal margin shorter than the validity"
+            )
+    for long_name, short_name, consequence in LIFETIME_PAIRS:
+        long, short = as_int(values.get(long_name)), as_int(values.get(short_name))
+        if long is not None and short is not None and short >= long:
+            errors.append(
+                f"{short_name} ({short}) is not shorter than {long_name} ({long}): {consequence}; make "
+                f"{short_name} shorter"
+            )
+    return errors
+
+
+def expected_issuer_url(values: Mapping) -> str | None:
+    """The URL the site's own token issuer serves (https://<issuer host>[:port]), or None if unknown."""
+    fqdn, port = values.get("af_issuer_fqdn"), as_int(values.get("af_token_issuer_port"))
+    if not (isinstance(fqdn, str) and fqdn and port):
+        return None
+    return f"https://{fqdn}" + ("" if port == 443 else f":{port}")
+
+
+def check_issuer_agreement(values: Mapping, inventory_values: Mapping, issuer_hosts: Iterable[str]) -> list[str]:
+    """Tokens carry what they are checked against: the site's own issuer (token_issuer_mode local) serves its
+    keys at https://<issuer host>[:af_token_issuer_port], so af_token_issuer_url (the iss in every token and
+    the issuer every service trusts) is exactly that URL; the storage accepts the facility's own audience."""
+    errors = []
+    url = inventory_values.get("af_token_issuer_url")
+    expected = expected_issuer_url(values)
+    local_issuer = list(issuer_hosts) and values.get("token_issuer_mode", "local") == "local"
+    if local_issuer and isinstance(url, str) and expected and url.strip() != expected:
+        errors.append(
+            f"af_token_issuer_url '{url}' is not the URL the site's token issuer serves ('{expected}', from "
+            "group 'issuer' and af_token_issuer_port): tokens would carry an issuer whose keys nobody serves "
+            "(a trailing slash counts); remove af_token_issuer_url from the inventory, or set "
+            "token_issuer_mode: external for an issuer outside the site"
+        )
+    audiences = inventory_values.get("xrootd_token_audiences")
+    audience = values.get("af_token_audience")
+    if isinstance(audiences, list) and isinstance(audience, str) and audience and audience not in audiences:
+        errors.append(
+            f"xrootd_token_audiences {audiences!r} does not contain af_token_audience ('{audience}'), the audience "
+            "of the facility's own data tokens: the storage would refuse them; add it to the list"
+        )
+    return errors
+
+
+def check_cache_origin(host: str, values: Mapping, groups: Mapping[str, Iterable[str]]) -> list[str]:
+    """An XCache names its origin: a host of group 'storage' other than itself, or host:port outside
+    the inventory."""
+    if values.get("xrootd_mode") != "cache":
+        return []
+    origin = values.get("xrootd_cache_origin")
+    if not (isinstance(origin, str) and origin.strip()):
+        return [
+            f"{WHERE} is an XCache (xrootd_mode: cache) without an origin: set xrootd_cache_origin in "
+            "host_vars/<cache>.yml to the inventory name of the XRootD origin it reads from (or host:port outside "
+            "the site)"
+        ]
+    storage = set(groups.get("storage") or [])
+    hosts = set(groups.get("all") or [])
+    if origin == host:
+        return ["xrootd_cache_origin names the cache itself: name the XRootD origin it reads from"]
+    if origin in hosts and origin not in storage:
+        return [f"xrootd_cache_origin '{origin}' is not in group 'storage': name an XRootD origin of group 'storage'"]
+    if origin not in hosts and not re.match(r"^[A-Za-z0-9.-]+:[0-9]{1,5}$", origin):
+        return [
+            f"xrootd_cache_origin '{origin}' is neither a host of the inventory nor host:port: name "
+            f"the origin's inventory host (one of {quote_list(sorted(storage))}) or write host:port for a remote one"
+        ]
+    return []
+
+
+# --- 22: groups the site's shape needs ---------------------------------------------------------------------------
+
+
+def check_needed_groups(groups: Mapping[str, Iterable[str]], site_values: Mapping) -> list[str]:
+    """Groups a service needs once another group has hosts: a hub needs the registry (the notebook and worker
+    images), the token issuer (users' data tokens are signed with its key) and, with af_oidc_mode local, the
+    OIDC provider."""
+
+    def has(group: str) -> bool:
+        return bool(list(groups.get(group) or []))
+
+    errors = []
+    # A pool without a hub (HTCondor alone, as a role test converges it) needs no image of the facility.
+    if has("hub") and not has("registry"):
+        errors.append(
+            "group 'hub' has hosts but group 'registry' has none: users' notebooks and their Dask workers run the "
+            "facility's images, which the site registry builds and serves; add a host to group 'registry' in hosts.yml"
+        )
+    if has("hub") and not has("issuer"):
+        errors.append(
+            "group 'hub' has hosts but group 'issuer' has none: users' data and compute tokens are signed with the "
+            "site token issuer's key and checked against its published keys; add a host to group 'issuer'"
+        )
+    if has("storage") and not has("issuer") and not site_values.get("af_token_issuer_url"):
+        errors.append(
+            "group 'storage' has hosts but there is no token issuer: XRootD accepts bearer tokens of one issuer; add a "
+            "host to group 'issuer', or set af_token_issuer_url to the https URL of the site's external issuer"
+        )
+    if has("hub") and site_values.get("af_oidc_mode", "local") == "local" and not has("oidc_provider"):
+        errors.append(
+            "group 'hub' has hosts and af_oidc_mode is local, but group 'oidc_provider' has none: nobody could log in; "
+            "add a host to group 'oidc_provider', or set af_oidc_mode: external with af_oidc_issuer_url, "
+            "af_oidc_client_id and af_oidc_client_secret_file for the site's identity provider (CILogon, CMS IAM)"
         )
     return errors
 
@@ -840,7 +1245,35 @@ def _check_host_values(
                 clean.pop(name, None)
             else:
                 clean[name] = converted
+        checked = {name: clean[name] for name in set(options) & set(clean)}
+        messages += check_number_ranges(checked, options)
+        messages += check_absolute_paths(checked, options)
     return messages, clean, invalid
+
+
+def _check_host_settings(values: Mapping) -> list[str]:
+    """The checks of one host's own values."""
+    return (
+        check_ports(values)
+        + check_time_source(values)
+        + check_accounting_groups(values)
+        + check_token_settings(values)
+        + check_compute_token_settings(values)
+        + check_oidc_settings(values)
+        + check_cache_sizes(values)
+    )
+
+
+def _check_host_relations(
+    host: str, host_group_names: Iterable[str], effective: Mapping, inventory_values: Mapping, groups: Mapping
+) -> list[str]:
+    """The relations between one host's values (effective: the inventory's values over the roles' defaults)."""
+    messages = check_port_clashes(host_group_names, effective)
+    messages += check_validities(effective)
+    messages += check_issuer_agreement(effective, inventory_values, groups.get("issuer") or [])
+    if host in (groups.get("storage") or []):
+        messages += check_cache_origin(host, effective, groups)
+    return messages
 
 
 def check_inventory(
@@ -851,6 +1284,7 @@ def check_inventory(
     settings: Mapping | None = None,
     *,
     evaluation_errors: Mapping[str, Mapping[str, str]] | None = None,
+    defaults: Mapping[str, Mapping] | None = None,
 ) -> list[str]:
     """Run every check; return all problems (stable order: by check, then alphabetically).
 
@@ -858,10 +1292,12 @@ def check_inventory(
     defined in the inventory (vaulted values may be {"__ansible_vault": ...}). argument_specs: role ->
     options of its 'main' entry point (or the whole argument_specs document). role_hosts: role -> groups
     it runs on ('all' = every host). settings: see DEFAULT_SETTINGS. evaluation_errors: host ->
-    {variable: why its template failed}.
+    {variable: why its template failed}. defaults: host -> {variable: value} of role defaults the
+    inventory does not override (the relations between values are judged on what the roles will use).
     """
     settings = normalize_settings(settings)
     evaluation_errors = evaluation_errors or {}
+    defaults = defaults or {}
     specs = {role: _specs_options(spec) for role, spec in (argument_specs or {}).items()}
     membership = host_groups(groups)
     all_hosts = sorted(set(groups.get("all") or []) | set(membership) | set(hostvars))
@@ -891,14 +1327,12 @@ def check_inventory(
             messages += check_site_name(clean.get("af_site_name"))
         if "af_domain" not in skip:
             messages += check_domain(clean.get("af_domain"))
-        messages += check_ports(clean)
-        messages += check_time_source(clean)
-        messages += check_accounting_groups(clean)
-        messages += check_token_settings(clean)
-        messages += check_compute_token_settings(clean)
-        messages += check_oidc_settings(clean)
+        messages += _check_host_settings(clean)
+        messages += check_shared_fact_copies(values, settings["shared_fact_copies"], settings["renamed_vars"])
+        # Relations are judged on what the roles will use: the inventory's values over the roles' defaults.
+        effective = {**(defaults.get(host) or {}), **{k: v for k, v in clean.items() if k not in skip}}
+        messages += _check_host_relations(host, membership.get(host, set()), effective, clean, groups)
         if host in registry_hosts:
-            messages += check_registry_ports(clean)
             registry_shared[host] = clean.get("registry_storage_shared", False)
         messages += check_plaintext_secrets(values, settings["secret_suffixes"], settings["plaintext_allowed"])
         findings += [(host, m) for m in messages]
@@ -906,6 +1340,8 @@ def check_inventory(
             clean_hostvars[host] = clean
     errors += merge_host_findings(findings, all_hosts)
     errors += check_registry_storage(registry_hosts, registry_shared)
+    first = all_hosts[0] if all_hosts else None
+    errors += check_needed_groups(groups, {**(defaults.get(first) or {}), **(hostvars.get(first) or {})})
 
     errors += check_same_everywhere(hostvars, settings["same_everywhere"], all_hosts)
     errors += _check_account_sets(clean_hostvars, all_hosts, settings)

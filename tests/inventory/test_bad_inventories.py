@@ -1,4 +1,4 @@
-"""End to end: playbooks/validate.yml refuses copies of inventories/local with one mistake each.
+"""End to end: playbooks/validate.yml refuses copies of inventories/local with one mistake each (59 kinds).
 
 Every case copies inventories/local, makes ONE change and runs ansible-playbook; the run must fail with
 that mistake's own message, which names the variable, group or host and the fix. There is one case per
@@ -39,6 +39,9 @@ CENTRAL_MANAGER = "group_vars/central_manager.yml"
 BASELINE = "group_vars/all/baseline.yml"
 HTCONDOR = "group_vars/all/htcondor.yml"
 REGISTRY = "group_vars/registry.yml"
+HUB = "group_vars/hub.yml"
+STORAGE = "group_vars/storage.yml"
+XCACHE = "host_vars/xcache1.yml"
 VALIDATE = "playbooks/validate.yml"
 SITE_PLAYBOOK = "site.yml"
 
@@ -338,8 +341,8 @@ BAD = [
         "registry-pull-and-push-on-one-port",
         edit(REGISTRY, lambda d: d.update(af_registry_push_port=5000)),
         (
-            "host 'services': af_registry_pull_port and af_registry_push_port are both 5000: the anonymous, read-only "
-            "pull endpoint and the authenticated push endpoint are separate servers and need ports of their own",
+            "host 'services': port 5000 is used by both the registry's pull endpoint (af_registry_pull_port) and the "
+            "registry's push endpoint (af_registry_push_port): one of them would not start",
         ),
     ),
     Case(
@@ -349,6 +352,194 @@ BAD = [
             "group 'registry' has 2 hosts ('head', 'services') but registry_storage_shared is not true on "
             "'head', 'services': every registry host must serve the same images from one storage directory",
         ),
+    ),
+    # --- A string where the roles read another type (they use the raw value) ---
+    Case(
+        "quoted-boolean",
+        edit(BASELINE, lambda d: d.update(baseline_manage_etc_hosts="no")),
+        (
+            "all hosts: variable 'baseline_manage_etc_hosts' is the string 'no', not a boolean: write true or false "
+            "without quotes",
+        ),
+    ),
+    Case(
+        "quoted-port",
+        edit(SITE, lambda d: d.update(af_hub_port="8443")),
+        ("all hosts: variable 'af_hub_port' is the string '8443', not an integer: write the number without quotes",),
+    ),
+    Case(
+        "one-string-for-a-list",
+        edit(SITE, lambda d: d.update(af_oidc_allowed_groups="af-users")),
+        ("all hosts: variable 'af_oidc_allowed_groups' is the string 'af-users', not a list",),
+    ),
+    Case(
+        "one-string-for-a-users-groups",
+        edit(SITE, lambda d: entry(d, "af_users", "carol").update(groups="af-admins")),
+        ("all hosts: variable 'af_users[2] ('carol').groups' is the string 'af-admins', not a list",),
+    ),
+    Case(
+        "string-for-a-mapping",
+        edit(SITE, lambda d: d.update(af_fqdn_overrides="head=head.af.test")),
+        ("all hosts: variable 'af_fqdn_overrides' is the string 'head=head.af.test', not a mapping",),
+    ),
+    # --- Ranges and sizes ---
+    Case(
+        "port-out-of-range",
+        edit(SITE, lambda d: d.update(af_hub_port=70000)),
+        ("all hosts: af_hub_port is 70000, outside 1-65535 (a TCP port): set it within that range",),
+    ),
+    Case(
+        "token-lifetime-zero",
+        edit(HUB, lambda d: d.update(user_credentials_data_token_lifetime=0)),
+        ("host 'services': user_credentials_data_token_lifetime is 0, outside 60-31536000 (seconds)",),
+    ),
+    Case(
+        "generated-password-too-short",
+        edit(REGISTRY, lambda d: d.update(registry_push_password_length=8)),
+        ("host 'services': registry_push_password_length is 8, outside 16-1024 (characters)",),
+    ),
+    Case(
+        "cache-watermarks-reversed",
+        edit(XCACHE, lambda d: d.update(xrootd_cache_disk_low="0.95", xrootd_cache_disk_high="0.90")),
+        ("host 'xcache1': xrootd_cache_disk_low (0.95) is not below xrootd_cache_disk_high (0.9)",),
+    ),
+    # --- Paths ---
+    Case(
+        "relative-data-root",
+        edit(STORAGE, lambda d: d.update(xrootd_localroot="srv/xrootd")),
+        (
+            "hosts 'storage1', 'xcache1': xrootd_localroot 'srv/xrootd' is not an absolute path: write the full "
+            "path, starting with '/'",
+        ),
+    ),
+    Case(
+        "relative-login-shell",
+        edit(SITE, lambda d: entry(d, "af_users", "alice").update({"shell": "bash"})),
+        ("all hosts: af_users[0] ('alice').shell 'bash' is not an absolute path",),
+    ),
+    # --- Relations between values ---
+    Case(
+        "two-services-on-one-port",
+        edit(SITE, lambda d: d.update(af_registry_pull_port=8443)),
+        (
+            "host 'services': port 8443 is used by both the registry's pull endpoint (af_registry_pull_port) and "
+            "JupyterHub (af_hub_port): one of them would not start",
+        ),
+    ),
+    Case(
+        "ca-expires-before-host-certificates",
+        edit(SITE, lambda d: d.update(site_pki_ca_valid_days=300)),
+        (
+            "all hosts: site_pki_ca_valid_days (300) is not longer than site_pki_host_valid_days (397) (the site CA "
+            "and host certificates): a certificate would outlive the CA that signed it",
+        ),
+    ),
+    Case(
+        "dask-ca-expires-before-user-certificates",
+        edit(HUB, lambda d: d.update(user_credentials_tls_ca_valid_days=100)),
+        (
+            "host 'services': user_credentials_tls_ca_valid_days (100) is not longer than "
+            "user_credentials_tls_valid_days (397) (the Dask TLS CA and users' certificates)",
+        ),
+    ),
+    Case(
+        "token-refreshed-after-it-expires",
+        edit(HUB, lambda d: d.update(user_credentials_data_token_interval=172800)),
+        (
+            "host 'services': user_credentials_data_token_interval (172800) is not shorter than "
+            "user_credentials_data_token_lifetime (86400): users' queued tokens would leave gaps",
+        ),
+    ),
+    Case(
+        "issuer-url-with-a-trailing-slash",
+        edit(SITE, lambda d: d.update({"af_token_issuer_url": "https://services.af.test/"})),
+        (
+            "all hosts: af_token_issuer_url 'https://services.af.test/' is not the URL the site's token issuer serves "
+            "('https://services.af.test', from group 'issuer' and af_token_issuer_port)",
+            "(a trailing slash counts)",
+        ),
+    ),
+    Case(
+        "storage-refuses-the-facilitys-audience",
+        edit(STORAGE, lambda d: d.update(xrootd_token_audiences=["https://storage.af.test"])),
+        (
+            "hosts 'storage1', 'xcache1': xrootd_token_audiences ['https://storage.af.test'] does not contain "
+            "af_token_audience ('https://af.test')",
+        ),
+    ),
+    Case(
+        "cache-without-origin",
+        edit(XCACHE, lambda d: d.pop("xrootd_cache_origin")),
+        ("host 'xcache1' is an XCache (xrootd_mode: cache) without an origin: set xrootd_cache_origin",),
+    ),
+    Case(
+        "cache-origin-is-no-storage-host",
+        edit(XCACHE, lambda d: d.update(xrootd_cache_origin="exec1")),
+        ("host 'xcache1': xrootd_cache_origin 'exec1' is not in group 'storage'",),
+    ),
+    Case(
+        "cache-origin-is-a-typo",
+        edit(XCACHE, lambda d: d.update(xrootd_cache_origin="storage-1")),
+        ("host 'xcache1': xrootd_cache_origin 'storage-1' is neither a host of the inventory nor host:port",),
+    ),
+    Case(
+        "a-shared-port-differs-between-hosts",
+        edit(HUB, lambda d: d.update(af_hub_port=9443)),
+        (
+            "variable 'af_hub_port' is not the same on every host (",
+            "it is a site-wide value that the services on different nodes must agree on",
+        ),
+    ),
+    # --- Groups the site's shape needs ---
+    Case(
+        "images-without-a-registry",
+        edit(HOSTS, lambda d: set_group_hosts(d, "registry", [])),
+        ("group 'hub' has hosts but group 'registry' has none: users' notebooks and their Dask workers run",),
+    ),
+    Case(
+        "hub-with-local-login-but-no-provider",
+        edit(HOSTS, lambda d: set_group_hosts(d, "oidc_provider", [])),
+        ("group 'hub' has hosts and af_oidc_mode is local, but group 'oidc_provider' has none: nobody could log in",),
+    ),
+    Case(
+        "hub-without-a-token-issuer",
+        edit(HOSTS, lambda d: set_group_hosts(d, "issuer", [])),
+        ("group 'hub' has hosts but group 'issuer' has none",),
+    ),
+    # --- Names ---
+    Case(
+        "user-name-with-capitals",
+        edit(SITE, lambda d: entry(d, "af_users", "bob").update(name="Bob")),
+        ("af_users entry 'Bob' has capital letters: Debian's useradd refuses them and the hub lowercases",),
+    ),
+    Case(
+        "user-name-useradd-refuses",
+        edit(SITE, lambda d: entry(d, "af_users", "bob").update(name="bob.smith")),
+        ("af_users entry 'bob.smith' is not a valid account name",),
+    ),
+    Case(
+        "host-named-by-its-address",
+        edit(HOSTS, lambda d: rename_host(d, "exec2", "10.0.0.12")),
+        ("host '10.0.0.12' is an IP address", "put the address in its ansible_host"),
+    ),
+    # --- Copies of shared facts, renamed variables ---
+    Case(
+        "service-port-set-on-the-role-alone",
+        edit(REGISTRY, lambda d: d.update(registry_pull_port=5002)),
+        (
+            "host 'services': registry_pull_port is set in the inventory, but it follows the shared fact "
+            "af_registry_pull_port (roles/af_defaults)",
+        ),
+    ),
+    Case(
+        "signing-key-directory-set-on-the-role-alone",
+        edit(STORAGE, lambda d: d.update(xrootd_signing_keys_dir="/srv/keys")),
+        ("xrootd_signing_keys_dir is set in the inventory, but it follows the shared fact af_token_keys_dir",),
+    ),
+    Case(
+        "per-host-fqdn-the-old-way",
+        edit("host_vars/exec1.yml", lambda d: d.update(af_node_fqdn="wn1.af.test")),
+        ("host 'exec1': af_node_fqdn is no longer read by any role: per-host names go in one site-wide map",),
     ),
     Case(
         "value-referring-to-an-undefined-variable",
@@ -361,6 +552,42 @@ BAD = [
 ]
 
 GOOD = {"vaulted-secret": add_vaulted_secret, "hostvars-reference": add_hostvars_reference}
+
+
+def replace_text(relpath: str, old: str, new: str) -> Callable[[Path], None]:
+    """A mutation of the file's text (for mistakes that are not valid YAML)."""
+
+    def mutate(inventory: Path) -> None:
+        path = inventory / relpath
+        text = path.read_text()
+        assert old in text, f"{old!r} not in {relpath}"
+        path.write_text(text.replace(old, new, 1))
+
+    return mutate
+
+
+def append_text(relpath: str, text: str) -> Callable[[Path], None]:
+    def mutate(inventory: Path) -> None:
+        path = inventory / relpath
+        path.write_text(path.read_text() + text)
+
+    return mutate
+
+
+# Inventories that do not parse: Ansible itself stops (ansible.cfg's [inventory] unparsed_is_failed and
+# any_unparsed_is_failed; plugins/vars/af_host_group_vars.py names a broken group_vars file), before the check.
+UNPARSABLE = [
+    Case(
+        "tab-in-hosts-file",
+        replace_text(HOSTS, "        submit:", "\tsubmit:"),
+        ("Tabs are usually invalid in YAML", "hosts.yml:", "Completely failed to parse inventory source"),
+    ),
+    Case(
+        "yaml-error-in-group-vars",
+        append_text("group_vars/execute.yml", "docker_engine_users: [alice\n"),
+        ("group_vars/execute.yml line ", ": YAML parsing failed", "Fix the file (YAML) and run again."),
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -409,7 +636,7 @@ def runs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
         "local": (LOCAL / HOSTS, VALIDATE, ()),
         "example-site": (EXAMPLE_SITE, VALIDATE, ()),
     }
-    mutations = {case.id: case.mutate for case in BAD} | GOOD
+    mutations = {case.id: case.mutate for case in BAD + UNPARSABLE} | GOOD
     args = {case.id: case.args for case in BAD}
     copies: dict[str, Path] = {}
     for case_id, mutate in mutations.items():
@@ -466,6 +693,20 @@ def test_bad_inventory_is_refused_with_its_message(case, runs):
     for text in case.expected:
         assert text in output, f"expected {text!r} in:\n{output}"
     assert_no_host_contacted(result)
+
+
+@pytest.mark.parametrize("case", UNPARSABLE, ids=lambda case: case.id)
+def test_inventory_that_does_not_parse_stops_the_run_naming_the_file(case, runs):
+    """A tab in hosts.yml used to give exit code 0 and a site.yml that did nothing; a YAML error in group_vars
+    named no file."""
+    result = runs[case.id]
+    output = _output(result)
+    assert result.returncode != 0, output
+    for text in case.expected:
+        assert text in output, f"expected {text!r} in:\n{output}"
+    assert set(re.findall(r"^PLAY \[(.*)\]", result.stdout, re.MULTILINE)) <= {"Check the inventory"}, output
+    assert "Gathering Facts" not in output, output
+    assert all(h["changed"] == 0 and h["unreachable"] == 0 for h in recap(result).values()), output
 
 
 def test_collected_values_are_not_echoed(runs):

@@ -170,9 +170,16 @@ def test_node_role(af_defaults):
     assert "in hosts.yml" in message
 
 
-@pytest.mark.parametrize("host", ["head", "exec1", "node-01.t3.example.edu", "10.0.0.1"])
+@pytest.mark.parametrize("host", ["head", "exec1", "node-01.t3.example.edu"])
 def test_hostname_valid(host):
     assert inv.check_hostname(host) == []
+
+
+def test_hostname_that_is_an_address_is_refused_with_ansible_host_as_the_fix():
+    for host in ("10.0.0.1", "fd00::1"):
+        (message,) = inv.check_hostname(host)
+        assert f"host '{host}' is an IP address" in message
+        assert f"put the address in its ansible_host (e.g. t3-node01: {{ansible_host: {host}}})" in message
 
 
 @pytest.mark.parametrize(
@@ -256,19 +263,56 @@ def test_account_checks_ignore_malformed_entries():
 # --- 12: types -----------------------------------------------------------------------------------------
 
 
-def test_types_accept_and_convert(af_spec):
-    users = [{"name": "a", "uid": "2001", "group": "g"}]
+def test_types_accept_values_of_the_right_type(af_spec):
+    users = [{"name": "a", "uid": 2001, "group": "g"}]
     messages, converted = inv.check_types("af_users", users, af_spec["af_users"], "af_defaults")
     assert messages == []
     assert converted[0]["uid"] == 2001
     assert inv.check_types("af_site_name", "x", af_spec["af_site_name"], "af_defaults") == ([], "x")
+    assert inv.check_types("af_hub_port", 8443, af_spec["af_hub_port"], "af_defaults") == ([], 8443)
 
 
 def test_types_users_as_string(af_spec):
     [message], _ = inv.check_types("af_users", "alice", af_spec["af_users"], "af_defaults")
-    assert message.startswith("variable 'af_users' does not match the argument spec of role 'af_defaults': ")
-    assert "unable to convert to dict" in message
-    assert message.endswith("fix the value in the inventory (see roles/af_defaults/meta/argument_specs.yml)")
+    assert message.startswith("variable 'af_users' is the string 'alice', not a list: write a YAML list")
+    assert "a single string is read as a list of its characters" in message
+    assert message.endswith("(argument spec of role 'af_defaults': roles/af_defaults/meta/argument_specs.yml)")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("af_hub_port", "8443", "'af_hub_port' is the string '8443', not an integer: write the number without quotes"),
+        ("af_hub_port", True, "'af_hub_port' is True, a boolean, not an integer: write a number"),
+        ("af_oidc_scopes", "openid", "'af_oidc_scopes' is the string 'openid', not a list"),
+        ("af_fqdn_overrides", "head=h.x", "'af_fqdn_overrides' is the string 'head=h.x', not a mapping"),
+        # Inside a list: the entry is named by its index and its name.
+        (
+            "af_users",
+            [{"name": "a", "uid": 2001, "group": "g"}, {"name": "bob", "uid": "2002", "group": "g"}],
+            "'af_users[1] ('bob').uid' is the string '2002', not an integer",
+        ),
+        (
+            "af_users",
+            [{"name": "a", "uid": 2001, "group": "g", "groups": "wheel"}],
+            "'af_users[0] ('a').groups' is the string 'wheel', not a list",
+        ),
+    ],
+)
+def test_types_refuse_a_string_where_the_role_reads_another_type(af_spec, name, value, expected):
+    """Not converted: the roles use the raw value (a quoted 'no' is true in a template)."""
+    [message], unchanged = inv.check_types(name, value, af_spec[name], "af_defaults")
+    assert message.startswith(f"variable {expected}")
+    assert unchanged is value
+
+
+def test_types_refuse_a_quoted_boolean():
+    [message], _ = inv.check_types("baseline_manage_etc_hosts", "no", {"type": "bool"}, "baseline")
+    assert message == (
+        "variable 'baseline_manage_etc_hosts' is the string 'no', not a boolean: write true or false without quotes "
+        "(a quoted 'no' is text, and text that is not empty is true in a template) (argument spec of role "
+        "'baseline': roles/baseline/meta/argument_specs.yml)"
+    )
 
 
 def test_types_account_without_uid_and_unknown_key(af_spec):
@@ -443,6 +487,8 @@ def testbed(site, af_defaults, af_spec):
         "execute": ["exec1", "exec2"],
         "issuer": ["services"],
         "hub": ["services"],
+        "registry": ["services"],
+        "oidc_provider": ["services"],
     }
     common = {**site, "chrony_servers": ["head.af.test"]}
     hostvars = {host: copy.deepcopy(common) for host in groups["all"]}
@@ -483,8 +529,10 @@ def test_check_inventory_reports_every_problem_in_a_stable_order(testbed):
         "host 'odd_host' has no node role",
         "host 'services' is in groups 'execute' and 'hub'",
         "host 'services' is in groups 'execute' and 'issuer'",
+        "host 'services' is in groups 'execute' and 'oidc_provider'",
+        "host 'services' is in groups 'execute' and 'registry'",
         "all hosts: af_site_name 'Bad_Name' is not a valid site name",
-        "host 'exec1': variable 'af_groups' does not match the argument spec of role 'af_defaults'",
+        "host 'exec1': variable 'af_groups' is the string 'oops', not a list",
         "host 'exec2': variable 'hub_secret' holds a plain-text secret",
         "host 'submit': variable 'chrony_allow' cannot be evaluated",
         "variable 'af_groups' is not the same on every host (hosts 'exec2', 'head', 'odd_host', 'services', "
@@ -508,34 +556,11 @@ def test_check_inventory_skips_roles_without_a_spec_and_hosts_outside_their_grou
     assert inv.check_inventory(**testbed) == []
     testbed["hostvars"]["head"]["htcondor_port"] = "not a number"
     [error] = inv.check_inventory(**testbed)
-    assert error.startswith("host 'head': variable 'htcondor_port' does not match the argument spec of role 'htcondor'")
+    assert error.startswith("host 'head': variable 'htcondor_port' is the string 'not a number', not an integer")
+    assert "(argument spec of role 'htcondor'" in error
 
 
 # --- the site container registry ----------------------------------------------------------------------
-
-
-def test_registry_default_ports_match_the_role():
-    defaults = _yaml("roles/af_defaults/defaults/main.yml")
-    assert {name: defaults[name] for name in inv.REGISTRY_DEFAULT_PORTS} == inv.REGISTRY_DEFAULT_PORTS
-
-
-@pytest.mark.parametrize(
-    ("values", "clash"),
-    [
-        ({}, None),
-        ({"af_registry_pull_port": 5001, "af_registry_push_port": 5000}, None),
-        ({"af_registry_push_port": 5000}, 5000),
-        ({"af_registry_pull_port": 5001}, 5001),
-        ({"af_registry_pull_port": "443", "af_registry_push_port": 443}, 443),
-    ],
-)
-def test_registry_ports(values, clash):
-    errors = inv.check_registry_ports(values)
-    if clash is None:
-        assert errors == []
-    else:
-        [error] = errors
-        assert error.startswith(f"af_registry_pull_port and af_registry_push_port are both {clash}: ")
 
 
 def test_registry_storage():
@@ -554,11 +579,12 @@ def test_check_inventory_registry(testbed):
     assert inv.check_inventory(**testbed) == []
     testbed["hostvars"]["services"]["af_registry_push_port"] = 5000
     testbed["groups"]["registry"].append("head")
-    testbed["hostvars"]["head"]["registry_storage_shared"] = "yes"  # converted as the role would
-    assert inv.check_inventory(**testbed) == [
-        "host 'services': af_registry_pull_port and af_registry_push_port are both 5000: the anonymous, read-only pull "
-        "endpoint and the authenticated push endpoint are separate servers and need ports of their own; set one of "
-        "them to another port (defaults 5000 and 5001)",
+    testbed["hostvars"]["head"]["registry_storage_shared"] = True
+    defaults = {"services": {"af_registry_pull_port": 5000, "af_registry_push_port": 5001}}
+    assert inv.check_inventory(**testbed, defaults=defaults) == [
+        "host 'services': port 5000 is used by both the registry's pull endpoint (af_registry_pull_port) and the "
+        "registry's push endpoint (af_registry_push_port): one of them would not start; give one of them another port "
+        "in the inventory",
         "group 'registry' has 2 hosts ('head', 'services') but registry_storage_shared is not true on 'services': "
         "every registry host must serve the same images from one storage directory; put registry_storage_dir on a "
         "file system all registry hosts share and set registry_storage_shared: true in group_vars/registry.yml, or "

@@ -7,11 +7,15 @@ given. This plugin, which Ansible runs on the controller in place of the module,
    roles in role_hosts; a role without the file is skipped;
 2. works out, for every inventory host, the variables to check: the spec options of the roles that run
    on the host (role_hosts: its groups or 'all'), extra_vars, and every variable whose name ends with a
-   secret suffix (settings.secret_suffixes), facts excepted; only variables defined for the host count;
+   secret suffix (settings.secret_suffixes), facts excepted; only variables defined for the host count,
+   and not those given on the command line (-e: the admin's choice for one run, not the inventory's);
 3. evaluates each value with the host's own variables (as hostvars[host][name] would); a value that
    cannot be evaluated becomes an evaluation error naming the reason; a vault-encrypted value is
    replaced by a stand-in without being decrypted;
-4. runs the module with the collected values and returns its result.
+4. evaluates, for every host, the role defaults named in effective_vars that the inventory does not set
+   (the defaults of the roles that run on the host, af_defaults first), so that the module judges the
+   relations between values on what the roles will use;
+5. runs the module with the collected values and returns its result.
 
 With 'hostvars' given explicitly nothing is collected: the arguments go to the module as they are.
 The collected values may be secrets: the module runs without logging on the controller
@@ -26,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from ansible.errors import AnsibleActionFail
 from ansible.parsing.vault import VaultHelper, VaultLib
 from ansible.plugins.action import ActionBase
+from ansible.utils.vars import load_extra_vars
 
 MODULE = "af_inventory_check"
 SPEC_FILES = ("argument_specs.yml", "argument_specs.yaml")
@@ -47,7 +52,9 @@ ARGUMENT_SPEC = {
     "evaluation_errors": {"type": "dict", "default": {}},
     "roles_dir": {"type": "path"},
     "extra_vars": {"type": "list", "elements": "str", "default": []},
+    "effective_vars": {"type": "list", "elements": "str", "default": []},
 }
+DEFAULTS_FILES = ("main.yml", "main.yaml")
 
 
 # --- Collection logic (plain Python, unit-tested without running Ansible) ---------------------------
@@ -155,12 +162,14 @@ def collect(
     role_hosts: Mapping[str, Iterable[str]],
     extra_vars: Iterable[str],
     secret_suffixes: Iterable[str],
+    command_line: Iterable[str] = (),
 ) -> tuple[dict[str, dict], dict[str, dict[str, str]]]:
     """The values to check (host -> {variable: value}) and the evaluation errors (host -> {variable: why}).
 
     raw_vars(host): the host's variables, not templated. templar_for(host, raw): a function that
-    evaluates one value with that host's variables.
+    evaluates one value with that host's variables. command_line: names given with -e, not checked.
     """
+    command_line = set(command_line)
     extra_vars = list(extra_vars)
     secret_suffixes = list(secret_suffixes)
     values: dict[str, dict] = {}
@@ -173,12 +182,65 @@ def collect(
         roles = roles_on_host(host_vars.get("group_names") or [], role_hosts)
         template = templar_for(host, host_vars)
         for name in names_to_check(host_vars, roles, specs, extra_vars, secret_suffixes):
+            if name in command_line:
+                continue
             value, why = evaluate(host_vars[name], template)
             if why is None:
                 values[host][name] = value
             else:
                 errors.setdefault(host, {})[name] = why
     return values, errors
+
+
+def read_role_defaults(roles_dir: str, roles: Iterable[str], load: Callable[[str], object]) -> dict[str, dict]:
+    """Each role's defaults/main.yml (role -> variables, not templated); roles without one are left out."""
+    defaults = {}
+    for role in sorted(roles):
+        path = next(
+            (p for p in (os.path.join(roles_dir, role, "defaults", f) for f in DEFAULTS_FILES) if os.path.isfile(p)),
+            None,
+        )
+        doc = load(path) if path else None
+        if isinstance(doc, Mapping):
+            defaults[role] = dict(doc)
+    return defaults
+
+
+def collect_defaults(
+    *,
+    hosts: Iterable[str],
+    raw_vars: Callable[[str], Mapping],
+    templar_for: Callable[[str, Mapping], Callable[[object], object]],
+    role_defaults: Mapping[str, Mapping],
+    role_hosts: Mapping[str, Iterable[str]],
+    names: Iterable[str],
+) -> dict[str, dict]:
+    """The role defaults (among names) that the inventory does not set, evaluated per host: host -> {name: value}.
+
+    Only the defaults of the roles that run on the host count (af_defaults first, so that a role's own
+    default wins, as in a play). A default that cannot be evaluated here (it needs facts, say) is left out.
+    """
+    names = list(names)
+    result: dict[str, dict] = {}
+    for host in hosts:
+        host_vars = raw_vars(host)
+        if not isinstance(host_vars, Mapping):
+            continue
+        roles = roles_on_host(host_vars.get("group_names") or [], role_hosts)
+        merged: dict = {}
+        for role in sorted(roles, key=lambda r: (r != "af_defaults", r)):
+            merged.update(role_defaults.get(role) or {})
+        wanted = [name for name in names if name in merged and name not in host_vars]
+        if not wanted:
+            continue
+        template = templar_for(host, {**merged, **host_vars})
+        values = {}
+        for name in wanted:
+            value, why = evaluate(merged[name], template)
+            if why is None and value != VAULT_STAND_IN:
+                values[name] = value
+        result[host] = values
+    return result
 
 
 CONTROLLER_BECOME = (
@@ -218,6 +280,7 @@ class ActionModule(ActionBase):
             "evaluation_errors": args["evaluation_errors"],
             "argument_specs": args["argument_specs"],
             "hostvars": args["hostvars"],
+            "defaults": {},
         }
         if args["hostvars"] is None:
             self._collect(args, module_args, groups, task_vars)
@@ -256,9 +319,24 @@ class ActionModule(ActionBase):
             role_hosts=args["role_hosts"],
             extra_vars=args["extra_vars"],
             secret_suffixes=DEFAULT_SECRET_SUFFIXES if suffixes is None else suffixes,
+            command_line=load_extra_vars(self._loader),
         )
         module_args["hostvars"] = values
         merged = {host: dict(given or {}) for host, given in module_args["evaluation_errors"].items()}
         for host, host_errors in errors.items():
             merged.setdefault(host, {}).update(host_errors)
         module_args["evaluation_errors"] = merged
+
+        if args["effective_vars"] and args["roles_dir"]:
+            load = self._loader.load_from_file
+            role_defaults = read_role_defaults(
+                args["roles_dir"], args["role_hosts"], lambda path: load(path, trusted_as_template=True)
+            )
+            module_args["defaults"] = collect_defaults(
+                hosts=groups.get("all") or [],
+                raw_vars=hostvars.raw_get,
+                templar_for=templar_for,
+                role_defaults=role_defaults,
+                role_hosts=args["role_hosts"],
+                names=args["effective_vars"],
+            )
