@@ -208,7 +208,7 @@ msg:
 """
 
 # Ansible module convention: imports follow the documentation blocks.
-from ansible.module_utils.af_inventory import check_inventory, format_errors  # noqa: E402
+from ansible.module_utils.af_inventory import check_inventory, format_errors, warn_needed_groups  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 SETTINGS_OPTIONS = {
@@ -261,6 +261,8 @@ def main() -> None:
         evaluation_errors=params["evaluation_errors"],
         defaults=params["defaults"],
     )
+    for warning in warn_needed_groups(params["groups"]):
+        module.warn(warning)
     if errors:
         module.fail_json(msg=format_errors(errors), errors=errors, changed=False)
     hosts = len(params["hostvars"])

@@ -1195,6 +1195,21 @@ def check_needed_groups(groups: Mapping[str, Iterable[str]], site_values: Mappin
     return errors
 
 
+def warn_needed_groups(groups: Mapping[str, Iterable[str]]) -> list[str]:
+    """Shapes that can be intended but break site.yml: warned about loudly, not refused."""
+
+    def has(group: str) -> bool:
+        return bool(list(groups.get(group) or []))
+
+    if has("execute") and not has("hub") and not has("registry"):
+        return [
+            "group 'execute' has hosts but group 'registry' has none: execute nodes pre-pull the Dask worker image "
+            "from the site registry, so site.yml would stop at its images play; add a host to group 'registry' "
+            "(leave it empty only for a pool converged without site.yml, as the htcondor molecule scenario does)"
+        ]
+    return []
+
+
 # --- Values that cannot be evaluated -------------------------------------------------------------------
 
 

@@ -299,7 +299,10 @@ def test_needed_groups():
     )
     [error] = inv.check_needed_groups({**full, "registry": []}, {})
     assert error.startswith("group 'hub' has hosts but group 'registry' has none: users' notebooks and their Dask")
-    assert inv.check_needed_groups({"central_manager": ["c"], "execute": ["e"]}, {}) == []  # a pool alone
+    assert inv.check_needed_groups({"central_manager": ["c"], "execute": ["e"]}, {}) == []  # a pool alone ...
+    [warning] = inv.warn_needed_groups({"central_manager": ["c"], "execute": ["e"]})  # ... is warned about
+    assert warning.startswith("group 'execute' has hosts but group 'registry' has none: execute nodes pre-pull")
+    assert inv.warn_needed_groups(full) == []
     [error] = inv.check_needed_groups({**full, "issuer": []}, {})
     assert error.startswith("group 'hub' has hosts but group 'issuer' has none")
     assert inv.check_needed_groups({"central_manager": ["c"]}, {}) == []
