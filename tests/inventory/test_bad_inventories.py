@@ -23,6 +23,8 @@ import pytest
 import yaml
 from ansible.parsing.vault import VaultLib, VaultSecret
 
+from tests.support.testbed import make_inventory
+
 REPO = Path(__file__).resolve().parents[2]
 LOCAL = REPO / "inventories" / "local"
 EXAMPLE_SITE = REPO / "inventories" / "example-site"
@@ -551,7 +553,19 @@ BAD = [
     ),
 ]
 
-GOOD = {"vaulted-secret": add_vaulted_secret, "hostvars-reference": add_hostvars_reference}
+
+def make_variant(inventory: Path) -> None:
+    """The shape the integration suite and the benchmarks use: five execute nodes, no XCache, its own testbed."""
+    variant = make_inventory(inventory.parent, "variant", "172.30.250.0/24", execute_nodes=5, drop_hosts=("xcache1",))
+    shutil.rmtree(inventory)
+    variant.rename(inventory)
+
+
+GOOD = {
+    "vaulted-secret": add_vaulted_secret,
+    "hostvars-reference": add_hostvars_reference,
+    "local-variant": make_variant,
+}
 
 
 def replace_text(relpath: str, old: str, new: str) -> Callable[[Path], None]:
@@ -741,6 +755,12 @@ def test_local_inventory_passes(runs):
 def test_vaulted_secret_is_accepted_without_the_vault_password(runs):
     result = runs["vaulted-secret"]
     assert result.returncode == 0, _output(result)
+
+
+def test_local_variant_inventory_passes(runs):
+    result = runs["local-variant"]
+    assert result.returncode == 0, _output(result)
+    assert_no_host_contacted(result)
 
 
 def test_value_referring_to_another_hosts_variables_is_evaluated(runs):
