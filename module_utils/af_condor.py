@@ -1,6 +1,7 @@
 """HTCondor helpers for the condor_pool_info module (library/).
 
-Pure Python (standard library only), so everything here is unit-testable without HTCondor: turn collector
+Pure Python (the standard library and af_wait, the project's bounded wait), so everything here is
+unit-testable without HTCondor: turn collector
 ads (ClassAds or plain dicts) into plain facts, gather them through an injected query function, evaluate
 the conditions of ``wait_for`` and wait for them.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Callable, Iterable, Mapping
+
+from ansible.module_utils.af_wait import wait_until
 
 # --- Pool facts ----------------------------------------------------------------------------------------
 
@@ -245,17 +248,17 @@ def wait_for_pool(
     Without conditions, gathers once. Returns {"ready", "pool", "unmet", "errors", "waited"}; "ready" is
     False on timeout (or when a query failed and there are no conditions to wait for).
     """
-    conditions = {k: v for k, v in (wait_for or {}).items() if v is not None}
-    start = clock()
-    while True:
-        pool, errors = gather()
-        unmet = unmet_conditions(pool, conditions, slot_constraint)
-        waited = max(0.0, clock() - start)
-        if not errors and not unmet:
-            return {"ready": True, "pool": pool, "unmet": [], "errors": {}, "waited": round(waited, 3)}
-        if not conditions or waited >= timeout:
-            return {"ready": False, "pool": pool, "unmet": unmet, "errors": errors, "waited": round(waited, 3)}
-        sleep(max(0.0, min(poll_interval, timeout - waited)))
+    result = wait_until(
+        gather,
+        lambda pool, conditions: unmet_conditions(pool, conditions, slot_constraint),
+        wait_for,
+        timeout=timeout,
+        poll_interval=poll_interval,
+        clock=clock,
+        sleep=sleep,
+    )
+    result["pool"] = result.pop("facts")
+    return result
 
 
 def format_not_ready(result: Mapping, timeout: float, wait_for: Mapping | None) -> str:
