@@ -10,6 +10,7 @@ Per-host findings that are identical on several hosts are merged into one messag
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -1195,6 +1196,120 @@ def check_needed_groups(groups: Mapping[str, Iterable[str]], site_values: Mappin
     return errors
 
 
+# --- 23: the Kubernetes cluster's networks -----------------------------------------------------------------------
+
+K8S_VERSION_RE = re.compile(r"^1\.[0-9]+\.[0-9]+$")
+DOCKER_DEFAULT_BRIDGE = "172.17.0.0/16"
+DOCKER_GROUPS = ("execute", "registry", "hub")
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _network(value: object) -> Network | None:
+    try:
+        return ipaddress.ip_network(str(value), strict=True)
+    except ValueError:
+        return None
+
+
+def _loose_network(value: object) -> Network | None:
+    """The network a CIDR with host bits set means (10.244.0.1/16 -> 10.244.0.0/16), for the fix."""
+    try:
+        return ipaddress.ip_network(str(value), strict=False)
+    except ValueError:
+        return None
+
+
+def docker_bridges(groups_of_host: Iterable[str], values: Mapping) -> list[tuple[str, str]]:
+    """The networks a host's Docker engine uses: (network, where it comes from)."""
+    if not set(groups_of_host) & set(DOCKER_GROUPS):
+        return []
+    options = values.get("docker_engine_daemon_options")
+    options = options if isinstance(options, Mapping) else {}
+    bridges = []
+    bip = options.get("bip")
+    if bip is None:
+        bridges.append((DOCKER_DEFAULT_BRIDGE, "Docker's default bridge (no docker_engine_daemon_options.bip)"))
+    elif (network := _loose_network(bip)) is not None:
+        bridges.append((str(network), "docker_engine_daemon_options.bip"))
+    for index, pool in enumerate(options.get("default-address-pools") or []):
+        if isinstance(pool, Mapping) and isinstance(pool.get("base"), str):
+            bridges.append((pool["base"], f"docker_engine_daemon_options.default-address-pools[{index}]"))
+    return bridges
+
+
+def _k8s_formats(values: Mapping) -> tuple[list[str], dict[str, Network]]:
+    """Release, domain and the two cluster networks in their forms; returns the networks that parse."""
+    errors = []
+    version = values.get("af_k8s_version")
+    if isinstance(version, str) and not K8S_VERSION_RE.match(version):
+        errors.append(
+            f"af_k8s_version {version!r} is not a Kubernetes release: write major.minor.patch without a v, e.g. 1.36.2"
+        )
+    domain = values.get("af_k8s_cluster_domain")
+    if isinstance(domain, str) and not valid_dns_name(domain):
+        errors.append(f"af_k8s_cluster_domain {domain!r} is not a DNS domain: e.g. cluster.local")
+    named = {}
+    for name in ("af_k8s_pod_cidr", "af_k8s_service_cidr"):
+        value = values.get(name)
+        if value is None:
+            continue
+        if (network := _network(value)) is not None:
+            named[name] = network
+            continue
+        loose = _loose_network(value)
+        hint = f" (the network is {loose})" if loose is not None else ""
+        errors.append(f"{name} {value!r} is not a network in CIDR form{hint}: e.g. 10.244.0.0/16")
+    size = as_int(values.get("af_k8s_node_pod_cidr_size"))
+    pods = named.get("af_k8s_pod_cidr")
+    if pods is not None and size is not None and not pods.prefixlen < size <= pods.max_prefixlen - 4:
+        errors.append(
+            f"af_k8s_node_pod_cidr_size {size} does not fit af_k8s_pod_cidr {pods}: each node's part must be smaller "
+            f"than the pod network and hold some pods (a prefix between {pods.prefixlen + 1} and "
+            f"{pods.max_prefixlen - 4})"
+        )
+    return errors, named
+
+
+def _other_networks(values: Mapping, bridges: Mapping[str, Iterable[tuple[str, str]]]):
+    """The site's networks and the nodes' Docker bridges: (errors, [(where, network)])."""
+    errors, others = [], []
+    sites = values.get("af_site_networks")
+    for index, value in enumerate(sites if isinstance(sites, list) else []):
+        if (network := _network(value)) is None:
+            errors.append(f"af_site_networks[{index}] {value!r} is not a network in CIDR form: e.g. 192.0.2.0/24")
+        else:
+            others.append((f"af_site_networks[{index}] ({network})", network))
+    for host in sorted(bridges):
+        for value, where in bridges[host]:
+            if (network := _network(value)) is not None:
+                others.append((f"host '{host}' {where} ({network})", network))
+    return errors, others
+
+
+def check_k8s_settings(values: Mapping, bridges: Mapping[str, Iterable[tuple[str, str]]]) -> list[str]:
+    """The release and networks of the cluster: formats, a pod network that holds the nodes' parts, and no
+    overlap between the pod and service networks, the site's networks (af_site_networks) and the Docker
+    bridges of the nodes (bridges: host -> (network, where it is set))."""
+    errors, named = _k8s_formats(values)
+    more, others = _other_networks(values, bridges)
+    errors += more
+    if len(named) == 2 and named["af_k8s_pod_cidr"].overlaps(named["af_k8s_service_cidr"]):
+        errors.append(
+            f"af_k8s_pod_cidr ({named['af_k8s_pod_cidr']}) and af_k8s_service_cidr ({named['af_k8s_service_cidr']}) "
+            "overlap: pods and Services need networks of their own; choose non-overlapping ranges"
+        )
+    for name, network in named.items():
+        for where, other in others:
+            if network.version == other.version and network.overlaps(other):
+                errors.append(
+                    f"{name} ({network}) overlaps {where}: packets for one would be routed to the other; choose "
+                    f"another range for {name} (or for the other network)"
+                )
+    return errors
+
+
 def warn_needed_groups(groups: Mapping[str, Iterable[str]]) -> list[str]:
     """Shapes that can be intended but break site.yml: warned about loudly, not refused."""
 
@@ -1328,6 +1443,8 @@ def check_inventory(
 
     findings: list[tuple[str, str]] = []
     clean_hostvars: dict[str, dict] = {}
+    bridges: dict[str, list[tuple[str, str]]] = {}
+    site_values: dict[str, Mapping] = {}  # the first host's effective values, for the site-wide checks
     registry_hosts = sorted(set(groups.get("registry") or []))
     registry_shared: dict[str, object] = {}
     for host in all_hosts:
@@ -1347,6 +1464,8 @@ def check_inventory(
         # Relations are judged on what the roles will use: the inventory's values over the roles' defaults.
         effective = {**(defaults.get(host) or {}), **{k: v for k, v in clean.items() if k not in skip}}
         messages += _check_host_relations(host, membership.get(host, set()), effective, clean, groups)
+        bridges[host] = docker_bridges(membership.get(host, set()), clean)
+        site_values.setdefault("values", effective)
         if host in registry_hosts:
             registry_shared[host] = clean.get("registry_storage_shared", False)
         messages += check_plaintext_secrets(values, settings["secret_suffixes"], settings["plaintext_allowed"])
@@ -1357,6 +1476,7 @@ def check_inventory(
     errors += check_registry_storage(registry_hosts, registry_shared)
     first = all_hosts[0] if all_hosts else None
     errors += check_needed_groups(groups, {**(defaults.get(first) or {}), **(hostvars.get(first) or {})})
+    errors += check_k8s_settings(site_values.get("values") or {}, bridges)
 
     errors += check_same_everywhere(hostvars, settings["same_everywhere"], all_hosts)
     errors += _check_account_sets(clean_hostvars, all_hosts, settings)

@@ -1,4 +1,4 @@
-"""End to end: playbooks/validate.yml refuses copies of inventories/local with one mistake each (59 kinds).
+"""End to end: playbooks/validate.yml refuses copies of inventories/local with one mistake each (63 kinds).
 
 Every case copies inventories/local, makes ONE change and runs ansible-playbook; the run must fail with
 that mistake's own message, which names the variable, group or host and the fix. There is one case per
@@ -542,6 +542,38 @@ BAD = [
         "per-host-fqdn-the-old-way",
         edit("host_vars/exec1.yml", lambda d: d.update(af_node_fqdn="wn1.af.test")),
         ("host 'exec1': af_node_fqdn is no longer read by any role: per-host names go in one site-wide map",),
+    ),
+    # --- The Kubernetes cluster's networks and control plane ---
+    Case(
+        "pod-network-overlaps-a-docker-bridge",
+        edit(SITE, lambda d: d.update(af_k8s_pod_cidr="10.213.0.0/16")),
+        (
+            "af_k8s_pod_cidr (10.213.0.0/16) overlaps host 'exec1' docker_engine_daemon_options.bip (10.213.0.0/24): "
+            "packets for one would be routed to the other",
+        ),
+    ),
+    Case(
+        "service-network-overlaps-the-pod-network",
+        edit(SITE, lambda d: d.update(af_k8s_service_cidr="10.244.128.0/20")),
+        ("af_k8s_pod_cidr (10.244.0.0/16) and af_k8s_service_cidr (10.244.128.0/20) overlap",),
+    ),
+    Case(
+        "pod-network-with-host-bits",
+        edit(SITE, lambda d: d.update(af_k8s_pod_cidr="10.244.0.1/16")),
+        ("af_k8s_pod_cidr '10.244.0.1/16' is not a network in CIDR form (the network is 10.244.0.0/16)",),
+    ),
+    Case(
+        "two-kubernetes-control-planes",
+        edit(
+            HOSTS,
+            lambda d: d["all"]["children"]["testbed"]["children"].update(
+                k8s_control_plane={"hosts": {"k8s-cp1": None, "k8s-cp2": None}}
+            ),
+        ),
+        (
+            "group 'k8s_control_plane' has 2 hosts ('k8s-cp1', 'k8s-cp2'): keep exactly one host in group "
+            "'k8s_control_plane' in hosts.yml; these roles set up one control-plane node",
+        ),
     ),
     Case(
         "value-referring-to-an-undefined-variable",

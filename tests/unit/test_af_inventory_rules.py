@@ -368,3 +368,53 @@ def test_broken_group_vars_file_is_named_with_its_line(tmp_path):
     fine = tmp_path / "fine.yml"
     fine.write_text("---\nok: 1\n")
     assert plugin.VarsModule().load_found_files(DataLoader(), {}, [str(fine)]) == {"ok": 1}
+
+
+# --- the Kubernetes cluster's networks --------------------------------------------------------------------------------
+
+K8S = {
+    "af_k8s_version": "1.36.2",
+    "af_k8s_pod_cidr": "10.244.0.0/16",
+    "af_k8s_service_cidr": "10.96.0.0/12",
+    "af_k8s_node_pod_cidr_size": 24,
+    "af_k8s_cluster_domain": "cluster.local",
+    "af_site_networks": ["172.30.213.0/24"],
+}
+
+
+def test_k8s_defaults_and_the_testbeds_networks_are_fine():
+    bridges = {"exec1": inv.docker_bridges({"execute"}, {"docker_engine_daemon_options": {"bip": "10.213.0.1/24"}})}
+    assert bridges == {"exec1": [("10.213.0.0/24", "docker_engine_daemon_options.bip")]}
+    assert inv.check_k8s_settings(K8S, bridges) == []
+    defaults = _yaml("roles/af_defaults/defaults/main.yml")
+    assert inv.check_k8s_settings({k: defaults[k] for k in K8S if k != "af_site_networks"}, {}) == []
+
+
+def test_k8s_networks_must_not_overlap():
+    bridges = {"hub": inv.docker_bridges({"hub"}, {})}  # no bip: Docker's default bridge
+    errors = inv.check_k8s_settings(
+        {**K8S, "af_k8s_service_cidr": "172.16.0.0/12", "af_site_networks": ["10.244.7.0/24"]}, bridges
+    )
+    assert errors == [
+        "af_k8s_pod_cidr (10.244.0.0/16) overlaps af_site_networks[0] (10.244.7.0/24): packets for one would be routed "
+        "to the other; choose another range for af_k8s_pod_cidr (or for the other network)",
+        "af_k8s_service_cidr (172.16.0.0/12) overlaps host 'hub' Docker's default bridge (no "
+        "docker_engine_daemon_options.bip) (172.17.0.0/16): packets for one would be routed to the other; choose "
+        "another range for af_k8s_service_cidr (or for the other network)",
+    ]
+    assert inv.docker_bridges({"storage"}, {}) == []  # no Docker engine there
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"af_k8s_version": "v1.36"}, "af_k8s_version 'v1.36' is not a Kubernetes release"),
+        ({"af_k8s_cluster_domain": "Cluster_Local"}, "af_k8s_cluster_domain 'Cluster_Local' is not a DNS domain"),
+        ({"af_k8s_pod_cidr": "10.244.0.0/33"}, "af_k8s_pod_cidr '10.244.0.0/33' is not a network in CIDR form:"),
+        ({"af_k8s_node_pod_cidr_size": 16}, "af_k8s_node_pod_cidr_size 16 does not fit af_k8s_pod_cidr 10.244.0.0/16"),
+        ({"af_site_networks": ["lan"]}, "af_site_networks[0] 'lan' is not a network in CIDR form"),
+    ],
+)
+def test_k8s_formats(change, expected):
+    [error] = inv.check_k8s_settings({**K8S, **change}, {})
+    assert error.startswith(expected)
