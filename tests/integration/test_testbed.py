@@ -160,13 +160,20 @@ def test_check_mode_on_a_running_testbed_changes_nothing(testbed, inventory):
     assert check.recap["localhost"]["changed"] == 0, check.output[-5000:]
 
 
+def cached_facts() -> str:
+    """A stale fact-cache entry as ansible-core 2.19's jsonfile cache writes it. It must be well formed: the
+    testbed inventory's constructed source reads cached facts, and an inventory source that does not parse
+    stops the run (ansible.cfg: any_unparsed_is_failed)."""
+    return json.dumps({"__payload__": json.dumps({"ansible_hostname": "stale"})})
+
+
 def test_a_recreated_node_forgets_its_cached_facts_and_only_its_own(testbed, inventory):
     cache = fact_cache_dir(inventory)
     cache.mkdir(exist_ok=True)
     # ansible-core 2.19 names cache files s<schema>_<host>; older cores <host>.
     planted = {name: cache / name for name in ("s1_exec1", "exec1", "s1_head", "s1_exec10")}
-    for path in planted.values():
-        path.write_text("{}")
+    for name, path in planted.items():
+        path.write_text(cached_facts() if name.startswith("s1_") else "{}")
     assert docker("rm", "-f", f"{NAME}-exec1").returncode == 0
 
     rerun = run_playbook("playbooks/testbed.yml", inventory)
@@ -182,7 +189,7 @@ def test_down_removes_containers_network_and_cached_facts(testbed, inventory, ho
     cache = fact_cache_dir(inventory)
     cache.mkdir(exist_ok=True)
     planted = cache / f"s1_{hosts[-1]}"
-    planted.write_text("{}")
+    planted.write_text(cached_facts())
 
     down = run_playbook("playbooks/testbed_down.yml", inventory)
     assert down.rc == 0, down.output[-5000:]
