@@ -27,7 +27,9 @@ def render_table(role: Path) -> str:
     spec_file = role / "meta/argument_specs.yml"
     if not spec_file.exists():
         return ""
-    main = yaml.safe_load(spec_file.read_text())["argument_specs"]["main"]
+    entry_points = yaml.safe_load(spec_file.read_text())["argument_specs"]
+    # af_defaults' spec is the 'inventory' entry point (validated by the inventory check only).
+    main = entry_points.get("main") or entry_points["inventory"]
     defaults_file = role / "defaults/main.yml"
     defaults = yaml.safe_load(defaults_file.read_text()) if defaults_file.exists() else {}
     defaults = defaults or {}

@@ -1341,12 +1341,19 @@ def check_evaluation_errors(host_errors: Mapping[str, str]) -> list[str]:
 # --- Everything ---------------------------------------------------------------------------------------
 
 
+def spec_entry_point(entry_points: Mapping | None) -> Mapping:
+    """The entry point of a role's argument_specs the check judges: 'main', or 'inventory' for a role whose
+    values only the check validates (af_defaults: Ansible would otherwise validate them at every role start)."""
+    entry_points = entry_points or {}
+    return entry_points.get("main") or entry_points.get("inventory") or {}
+
+
 def _specs_options(spec: Mapping | None) -> dict:
     """Accept either the options mapping or a whole meta/argument_specs.yml document."""
     if not isinstance(spec, Mapping):
         return {}
     if "argument_specs" in spec:
-        spec = (spec.get("argument_specs") or {}).get("main") or {}
+        spec = spec_entry_point(spec.get("argument_specs"))
     if "options" in spec and isinstance(spec.get("options"), Mapping):
         spec = spec["options"]
     return {k: v for k, v in spec.items() if isinstance(v, Mapping)}

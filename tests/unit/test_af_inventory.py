@@ -30,7 +30,7 @@ def af_defaults():
 
 @pytest.fixture(scope="module")
 def af_spec():
-    return _yaml("roles/af_defaults/meta/argument_specs.yml")["argument_specs"]["main"]["options"]
+    return _yaml("roles/af_defaults/meta/argument_specs.yml")["argument_specs"]["inventory"]["options"]
 
 
 @pytest.fixture(scope="module")

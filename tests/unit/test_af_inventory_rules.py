@@ -32,7 +32,7 @@ def validate_defaults():
 
 
 def _spec(role: str) -> dict:
-    return _yaml(f"roles/{role}/meta/argument_specs.yml")["argument_specs"]["main"]["options"]
+    return inv.spec_entry_point(_yaml(f"roles/{role}/meta/argument_specs.yml")["argument_specs"])["options"]
 
 
 # --- ranges -----------------------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ def read_argument_specs(roles_dir: str, roles: Iterable[str], load: Callable[[st
             continue
         doc = load(path)
         entry_points = (doc.get("argument_specs") if isinstance(doc, Mapping) else None) or {}
-        options = (entry_points.get("main") or {}).get("options") or {}
+        options = (entry_points.get("main") or entry_points.get("inventory") or {}).get("options") or {}
         specs[role] = dict(options)
     return specs
 
