@@ -13,6 +13,9 @@ from pathlib import Path
 import yaml
 
 ROLES = Path(__file__).resolve().parents[1] / "roles"
+sys.path.insert(0, str(ROLES.parent / "module_utils"))
+from af_inventory import spec_entry_point  # noqa: E402  (the project's module_utils, put on the path above)
+
 MARKER = "<!-- Generated from meta/argument_specs.yml by docs/role_readme.py: edit those, not below. -->"
 
 
@@ -28,8 +31,7 @@ def render_table(role: Path) -> str:
     if not spec_file.exists():
         return ""
     entry_points = yaml.safe_load(spec_file.read_text())["argument_specs"]
-    # af_defaults' spec is the 'inventory' entry point (validated by the inventory check only).
-    main = entry_points.get("main") or entry_points["inventory"]
+    main = spec_entry_point(entry_points)
     defaults_file = role / "defaults/main.yml"
     defaults = yaml.safe_load(defaults_file.read_text()) if defaults_file.exists() else {}
     defaults = defaults or {}

@@ -633,8 +633,10 @@ def _templar(variables):
     return Templar(loader=DataLoader(), variables=variables).template
 
 
-def test_action_default_secret_suffixes_match_the_module(action):
-    assert list(action.DEFAULT_SECRET_SUFFIXES) == inv.DEFAULT_SETTINGS["secret_suffixes"]
+def test_action_takes_its_rules_from_the_projects_module_utils(action):
+    # One owner for the check's rules: the plugin loads module_utils/af_inventory.py itself.
+    assert action.af_inventory().__file__ == str(REPO / "module_utils/af_inventory.py")
+    assert action.af_inventory().DEFAULT_SETTINGS == inv.DEFAULT_SETTINGS
 
 
 def test_action_reads_the_argument_specs_of_roles_that_have_them(action, tmp_path):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from af_inventory import spec_entry_point
 
 ROLES = Path(__file__).resolve().parents[2] / "roles"
 ROLE_DIRS = sorted(path for path in ROLES.iterdir() if (path / "defaults/main.yml").exists())
@@ -13,11 +14,6 @@ ROLE_DIRS = sorted(path for path in ROLES.iterdir() if (path / "defaults/main.ym
 
 def _load(path: Path):
     return yaml.safe_load(path.read_text()) or {}
-
-
-def spec_entry_point(entry_points: dict) -> dict:
-    """'main', or 'inventory' for af_defaults (validated by the inventory check, not at every role start)."""
-    return entry_points.get("main") or entry_points["inventory"]
 
 
 @pytest.mark.parametrize("role", ROLE_DIRS, ids=lambda path: path.name)

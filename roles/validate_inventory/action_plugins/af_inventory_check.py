@@ -3,8 +3,9 @@
 The module (library/af_inventory_check.py, logic in module_utils/af_inventory.py) checks values it is
 given. This plugin, which Ansible runs on the controller in place of the module, gathers those values:
 
-1. reads the argument specs (<roles_dir>/<role>/meta/argument_specs.yml, entry point 'main') of the
-   roles in role_hosts; a role without the file is skipped;
+1. reads the argument specs (<roles_dir>/<role>/meta/argument_specs.yml, the entry point that
+   module_utils/af_inventory.spec_entry_point names) of the roles in role_hosts; a role without the
+   file is skipped;
 2. works out, for every inventory host, the variables to check: the spec options of the roles that run
    on the host (role_hosts: its groups or 'all'), extra_vars, and every variable whose name ends with a
    secret suffix (settings.secret_suffixes), facts excepted; only variables defined for the host count,
@@ -24,12 +25,16 @@ The collected values may be secrets: the module runs without logging on the cont
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable, Iterable, Mapping
+from functools import cache
+from types import ModuleType
 
 from ansible.errors import AnsibleActionFail
 from ansible.parsing.vault import VaultHelper, VaultLib
 from ansible.plugins.action import ActionBase
+from ansible.plugins.loader import module_utils_loader
 from ansible.utils.vars import load_extra_vars
 
 MODULE = "af_inventory_check"
@@ -37,9 +42,6 @@ SPEC_FILES = ("argument_specs.yml", "argument_specs.yaml")
 # Stands in for a vault-encrypted value, which is never decrypted here (module_utils/af_inventory.py
 # recognises the "__ansible_vault" key).
 VAULT_STAND_IN = {"__ansible_vault": "not decrypted by the inventory check"}
-# Used when settings.secret_suffixes is not given; the same as DEFAULT_SETTINGS in
-# module_utils/af_inventory.py (tests/unit/test_af_inventory.py checks they agree).
-DEFAULT_SECRET_SUFFIXES = ("_password", "_secret", "_token", "_key")
 # Exception types (by name, wherever they live) raised when a vaulted value cannot be decrypted.
 UNDECRYPTABLE_ERRORS = frozenset({"UndecryptableVaultError", "AnsibleVaultError"})
 
@@ -60,8 +62,25 @@ DEFAULTS_FILES = ("main.yml", "main.yaml")
 # --- Collection logic (plain Python, unit-tested without running Ansible) ---------------------------
 
 
+@cache
+def af_inventory() -> ModuleType:
+    """module_utils/af_inventory.py, the owner of the check's rules (which spec entry point it reads, its
+    default settings). Ansible imports a project's module_utils only into modules it ships to a host, not
+    into controller plugins, so this plugin loads the file from the configured module_utils path."""
+    path = module_utils_loader.find_plugin("af_inventory")
+    if path is None:
+        raise AnsibleActionFail(
+            "module_utils/af_inventory.py is not on Ansible's module_utils path: run from the repository "
+            "root, whose ansible.cfg sets module_utils = module_utils (or set ANSIBLE_MODULE_UTILS)"
+        )
+    spec = importlib.util.spec_from_file_location("af_inventory_for_the_action_plugin", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def read_argument_specs(roles_dir: str, roles: Iterable[str], load: Callable[[str], object]) -> dict[str, dict]:
-    """Options of the 'main' entry point of each role's meta/argument_specs.yml (role -> options).
+    """Options of each role's meta/argument_specs.yml, from the entry point the check reads (role -> options).
 
     Roles without the file are left out; load(path) parses one YAML file.
     """
@@ -75,7 +94,7 @@ def read_argument_specs(roles_dir: str, roles: Iterable[str], load: Callable[[st
             continue
         doc = load(path)
         entry_points = (doc.get("argument_specs") if isinstance(doc, Mapping) else None) or {}
-        options = (entry_points.get("main") or entry_points.get("inventory") or {}).get("options") or {}
+        options = af_inventory().spec_entry_point(entry_points).get("options") or {}
         specs[role] = dict(options)
     return specs
 
@@ -318,7 +337,7 @@ class ActionModule(ActionBase):
             specs=specs,
             role_hosts=args["role_hosts"],
             extra_vars=args["extra_vars"],
-            secret_suffixes=DEFAULT_SECRET_SUFFIXES if suffixes is None else suffixes,
+            secret_suffixes=af_inventory().DEFAULT_SETTINGS["secret_suffixes"] if suffixes is None else suffixes,
             command_line=load_extra_vars(self._loader),
         )
         module_args["hostvars"] = values
