@@ -71,3 +71,79 @@ def test_the_default_run_goes_through_mitogen(project):
     assert "TASK [Touch the node]" in output and "UNREACHABLE" in output, output
     # Mitogen's SSH transport reports the failure in its own words, not stock Ansible's.
     assert "EOF on stream" in output and "Failed to connect to the host via ssh" not in output, output
+
+
+COLLECTION_TASKS = """\
+- name: Three collection-module tasks on the controller
+  hosts: localhost
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  tasks:
+    - name: Write setting 1
+      community.general.ini_file:
+        path: "{{ playbook_dir }}/settings.ini"
+        section: node
+        option: option1
+        value: "1"
+        mode: "0600"
+    - name: Write setting 2
+      community.general.ini_file:
+        path: "{{ playbook_dir }}/settings.ini"
+        section: node
+        option: option2
+        value: "2"
+        mode: "0600"
+    - name: Write setting 3
+      community.general.ini_file:
+        path: "{{ playbook_dir }}/settings.ini"
+        section: node
+        option: option3
+        value: "3"
+        mode: "0600"
+"""
+# Counts calls in the controller's processes only (Mitogen's node-side interpreters start with no stdio).
+COUNT_LISTINGS = """\
+import os
+import sys
+
+if os.path.basename(sys.argv[0]) == "ansible-playbook":
+    import ansible.collections.list as listing
+
+    _original = listing.list_collection_dirs
+
+    def _counted(*args, **kwargs):
+        with open(os.environ["AF_LISTINGS"], "a") as log:
+            log.write(f"{os.getpid()}\\n")
+        return _original(*args, **kwargs)
+
+    listing.list_collection_dirs = _counted
+"""
+
+
+def test_installed_collections_are_listed_once_per_run_not_once_per_task(tmp_path):
+    # Ansible forks one worker per task and host, and Mitogen's planner lists every installed collection in each, which cost about a
+    # third of the controller's CPU in a no-op converge; the project's strategy shim lists them once.
+    (tmp_path / "play.yml").write_text(COLLECTION_TASKS)
+    (tmp_path / "site-hooks").mkdir()
+    (tmp_path / "site-hooks/sitecustomize.py").write_text(COUNT_LISTINGS)
+    listings = tmp_path / "listings.log"
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
+    environment.update(
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        PYTHONPATH=str(tmp_path / "site-hooks"),
+        AF_LISTINGS=str(listings),
+    )
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local", "play.yml"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "option3 = 3" in (tmp_path / "settings.ini").read_text()  # the collection's module really ran
+    assert len(listings.read_text().split()) == 1, "collections listed more than once in one run"
