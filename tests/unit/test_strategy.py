@@ -122,8 +122,8 @@ if os.path.basename(sys.argv[0]) == "ansible-playbook":
 
 
 def test_installed_collections_are_listed_once_per_run_not_once_per_task(tmp_path):
-    # Ansible forks one worker per task and host, and Mitogen's planner lists every installed collection in each, which cost about a
-    # third of the controller's CPU in a no-op converge; the project's strategy shim lists them once.
+    # Ansible forks one worker per task and host, and Mitogen's planner listed every installed collection
+    # in each (a third of the controller's CPU in a no-op converge); the strategy shim lists them once.
     (tmp_path / "play.yml").write_text(COLLECTION_TASKS)
     (tmp_path / "site-hooks").mkdir()
     (tmp_path / "site-hooks/sitecustomize.py").write_text(COUNT_LISTINGS)
