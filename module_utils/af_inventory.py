@@ -1014,6 +1014,7 @@ SERVICE_PORTS: tuple[tuple[str, str, str], ...] = (
     ("oidc_provider", "af_oidc_provider_port", "the OIDC provider"),
     ("storage", "af_xrootd_port", "XRootD"),
     ("storage", "af_xrootd_https_port", "XRootD's HTTPS endpoint"),
+    ("package_cache", "af_package_cache_port", "the package cache"),
     ("all", "nftables_ssh_port", "SSH"),
 )
 HTCONDOR_GROUPS = ("central_manager", "submit", "execute")

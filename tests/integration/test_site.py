@@ -1,6 +1,7 @@
 """site.yml against a throwaway copy of the local testbed, as a site admin runs it."""
 
 import shutil
+import subprocess
 
 import pytest
 import yaml
@@ -53,6 +54,8 @@ def test_first_converge_succeeds_on_every_node(site):
             assert "condor:active" in line, line
         if node in ("exec1", "exec2", "services"):
             assert "docker:active" in line, line
+        if node == "head":
+            assert "apt-cacher-ng:active" in line, line
         if node == "storage1":
             assert "xrootd@af:active" in line, line
         if node == "services":
@@ -65,6 +68,36 @@ def test_second_converge_changes_nothing(site):
     second = run_playbook("site.yml", inventory)
     assert second.rc == 0, second.output[-5000:]
     assert second.total_changed() == 0, {host: n for host, n in second.changed.items() if n}
+
+
+@pytest.mark.testbed
+def test_every_node_installs_its_packages_through_the_site_package_cache(facility):
+    cache_url = "http://head.af.test:3142"
+    for node in ("head", "submit1", "exec1", "exec2", "storage1", "services"):
+        proxy = facility.exec(node, "apt-config dump Acquire::http::Proxy")
+        assert f'Acquire::http::Proxy "{cache_url}";' in proxy.stdout, (node, proxy.stdout)
+    # The four HTCondor nodes installed HTCondor during the first converge: the cache fetched its
+    # package from the mirror once and served it to each of them.
+    cached = facility.exec("head", "find /var/cache/apt-cacher-ng -name 'htcondor_*.deb' -size +1M")
+    assert len(cached.stdout.split()) == 1, cached.stdout + cached.stderr
+    address = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
+    clients = {
+        node: subprocess.run(
+            ["docker", "inspect", "-f", address, facility.container(node)], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for node in ("head", "submit1", "exec1", "exec2")
+    }
+    # apt-cacher-ng's transfer log: time|I (from the mirror) or O (to a client)|bytes|client|file
+    log = facility.exec("head", "cat /var/log/apt-cacher-ng/apt-cacher.log").stdout
+    served_to = {
+        fields[3]
+        for fields in (line.split("|") for line in log.splitlines())
+        if len(fields) >= 5 and fields[1] == "O" and "/htcondor_" in fields[4]
+    }
+    assert set(clients.values()) <= served_to, (clients, served_to)
+    # Other HTTPS destinations are refused: the cache is no open proxy.
+    tunnel = facility.exec("exec1", f"curl -sS -o /dev/null -w '%{{http_code}}' -x {cache_url} https://pypi.org/")
+    assert tunnel.returncode != 0 or tunnel.stdout.strip() not in ("200", "301", "302"), tunnel.stdout
 
 
 @pytest.mark.testbed

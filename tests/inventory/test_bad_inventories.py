@@ -348,6 +348,14 @@ BAD = [
         ),
     ),
     Case(
+        "package-cache-on-htcondors-port",
+        edit(CENTRAL_MANAGER, lambda d: d.update(af_package_cache_port=9618)),
+        (
+            "host 'head': port 9618 is used by both the package cache (af_package_cache_port) and HTCondor "
+            "(fixed port 9618): one of them would not start",
+        ),
+    ),
+    Case(
         "two-registry-hosts-without-shared-storage",
         edit(HOSTS, lambda d: group_hosts(d, "registry").update(head=None)),
         (
