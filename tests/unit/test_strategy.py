@@ -33,11 +33,12 @@ def project(tmp_path):
     return tmp_path
 
 
-def run(project: Path, **env: str) -> subprocess.CompletedProcess:
+def run(project: Path, *inventory: str, **env: str) -> subprocess.CompletedProcess:
+    """ansible-playbook play.yml in project with the repository's ansible.cfg (inventory: hosts.yml by default)."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
     environment.update(ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1", **env)
     return subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "hosts.yml", "play.yml"],
+        [str(Path(sys.executable).parent / "ansible-playbook"), *(inventory or ("-i", "hosts.yml")), "play.yml"],
         cwd=project,
         env=environment,
         capture_output=True,
@@ -128,21 +129,8 @@ def test_installed_collections_are_listed_once_per_run_not_once_per_task(tmp_pat
     (tmp_path / "site-hooks").mkdir()
     (tmp_path / "site-hooks/sitecustomize.py").write_text(COUNT_LISTINGS)
     listings = tmp_path / "listings.log"
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
-    environment.update(
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        ANSIBLE_NOCOLOR="1",
-        PYTHONPATH=str(tmp_path / "site-hooks"),
-        AF_LISTINGS=str(listings),
-    )
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local", "play.yml"],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
+    result = run(
+        tmp_path, "-i", "localhost,", "-c", "local", PYTHONPATH=str(tmp_path / "site-hooks"), AF_LISTINGS=str(listings)
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "option3 = 3" in (tmp_path / "settings.ini").read_text()  # the collection's module really ran
